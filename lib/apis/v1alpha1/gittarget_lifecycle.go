@@ -1,0 +1,113 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+)
+
+// GitTarget conditions. Ready is True once the provider is Ready and the last push succeeded.
+const (
+	// GitTargetConditionReady is the top-level condition, computed from the others.
+	GitTargetConditionReady = apis.ConditionReady
+	// GitTargetConditionProviderResolved: spec.providerRef names a GitProvider that is Ready.
+	GitTargetConditionProviderResolved apis.ConditionType = "ProviderResolved"
+	// GitTargetConditionPushed: the branch holds everything routed to this target so far.
+	GitTargetConditionPushed apis.ConditionType = "Pushed"
+)
+
+// GitTarget reasons.
+const (
+	// ReasonProviderNotFound: no GitProvider of that name in the GitTarget's namespace.
+	ReasonProviderNotFound = "ProviderNotFound"
+	// ReasonProviderNotReady: the GitProvider exists but is not Ready (its reason is in the
+	// message).
+	ReasonProviderNotReady = "ProviderNotReady"
+	// ReasonPushFailed: the push did not reach the remote (network, credentials, timeout).
+	ReasonPushFailed = "PushFailed"
+	// ReasonPushRejected: the remote refused the push (protected branch, hook, lost a race it
+	// could not recover from).
+	ReasonPushRejected = "PushRejected"
+)
+
+// gitTargetCondSet is the only ConditionSet of GitTarget; every Mark* method goes through it.
+var gitTargetCondSet = apis.NewLivingConditionSet(
+	GitTargetConditionProviderResolved,
+	GitTargetConditionPushed,
+)
+
+// GetConditionSet returns the ConditionSet of GitTarget (duckv1.KRShaped).
+func (*GitTarget) GetConditionSet() apis.ConditionSet { return gitTargetCondSet }
+
+// GetGroupVersionKind returns the kind of GitTarget (kmeta.OwnerRefable).
+func (*GitTarget) GetGroupVersionKind() schema.GroupVersionKind {
+	return SchemeGroupVersion.WithKind("GitTarget")
+}
+
+// GetStatus returns the knative status of the GitTarget (duckv1.KRShaped).
+func (t *GitTarget) GetStatus() *duckv1.Status { return &t.Status.Status }
+
+// IsReady reports whether the latest spec was reconciled and found Ready.
+func (t *GitTarget) IsReady() bool {
+	return t.Status.ObservedGeneration == t.Generation && t.Status.IsReady()
+}
+
+// InitializeConditions sets every unset condition to Unknown.
+func (s *GitTargetStatus) InitializeConditions() {
+	gitTargetCondSet.Manage(s).InitializeConditions()
+}
+
+// GetCondition returns the condition of type t, or nil.
+func (s *GitTargetStatus) GetCondition(t apis.ConditionType) *apis.Condition {
+	return gitTargetCondSet.Manage(s).GetCondition(t)
+}
+
+// IsReady reports whether the Ready condition is True.
+func (s *GitTargetStatus) IsReady() bool {
+	return gitTargetCondSet.Manage(s).IsHappy()
+}
+
+// MarkProviderResolved records that the GitProvider exists and is Ready.
+func (s *GitTargetStatus) MarkProviderResolved() {
+	gitTargetCondSet.Manage(s).MarkTrue(GitTargetConditionProviderResolved)
+}
+
+// MarkProviderNotFound records that spec.providerRef names no GitProvider. Ready becomes False.
+func (s *GitTargetStatus) MarkProviderNotFound(name string) {
+	gitTargetCondSet.Manage(s).MarkFalse(GitTargetConditionProviderResolved, ReasonProviderNotFound,
+		"GitProvider %q not found in this namespace", name)
+}
+
+// PropagateProviderStatus sets ProviderResolved from the GitProvider's Ready condition: True when
+// it is Ready, False (ReasonProviderNotReady) when it failed, and Unknown while the provider has
+// not been reconciled at its current generation.
+func (s *GitTargetStatus) PropagateProviderStatus(p *GitProvider) {
+	m := gitTargetCondSet.Manage(s)
+	ready := p.Status.GetCondition(GitProviderConditionReady)
+	switch {
+	case ready == nil || p.Status.ObservedGeneration != p.Generation:
+		m.MarkUnknown(GitTargetConditionProviderResolved, ReasonProviderNotReady,
+			"GitProvider %q has not been reconciled yet", p.Name)
+	case ready.IsTrue():
+		m.MarkTrue(GitTargetConditionProviderResolved)
+	case ready.IsFalse():
+		m.MarkFalse(GitTargetConditionProviderResolved, ReasonProviderNotReady,
+			"GitProvider %q is not ready: %s: %s", p.Name, ready.Reason, ready.Message)
+	default:
+		m.MarkUnknown(GitTargetConditionProviderResolved, ReasonProviderNotReady,
+			"GitProvider %q is not ready yet: %s", p.Name, ready.Message)
+	}
+}
+
+// MarkPushed records a successful push, or a check that found nothing to push: commit is the
+// hash the branch points at afterwards, kept in LastCommit.
+func (s *GitTargetStatus) MarkPushed(commit string) {
+	s.LastCommit = commit
+	gitTargetCondSet.Manage(s).MarkTrue(GitTargetConditionPushed)
+}
+
+// MarkPushFailed records why the last push did not land; reason is ReasonPushFailed or
+// ReasonPushRejected. LastCommit keeps the last commit that did land. Ready becomes False.
+func (s *GitTargetStatus) MarkPushFailed(reason, messageFormat string, messageA ...any) {
+	gitTargetCondSet.Manage(s).MarkFalse(GitTargetConditionPushed, reason, messageFormat, messageA...)
+}

@@ -1,0 +1,81 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+	"knative.dev/pkg/kmeta"
+)
+
+// Compile-time checks that SourceCluster works with knative's generic helpers (owner references,
+// condition managers, KResource duck typing) and with the scheme.
+var (
+	_ runtime.Object          = (*SourceCluster)(nil)
+	_ runtime.Object          = (*SourceClusterList)(nil)
+	_ kmeta.OwnerRefable      = (*SourceCluster)(nil)
+	_ duckv1.KRShaped         = (*SourceCluster)(nil)
+	_ apis.ConditionsAccessor = (*SourceClusterStatus)(nil)
+)
+
+// SourceCluster is a Kubernetes cluster allowed to send its audit events to
+// /audit-webhook/<clusterID>. Onboarding a cluster is applying one of these.
+//
+// +genclient
+// +genclient:nonNamespaced
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,categories=gitops-reverser
+// +kubebuilder:printcolumn:name="Cluster ID",type=string,JSONPath=`.spec.clusterID`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SourceCluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SourceClusterSpec   `json:"spec"`
+	Status SourceClusterStatus `json:"status,omitempty"`
+}
+
+// SourceClusterSpec identifies a cluster and how its apiserver authenticates.
+type SourceClusterSpec struct {
+	// ClusterID is the cluster's name in routes, commits, metrics and stream entries:
+	// lower case letters, digits and '-', starting with a letter, at most 63 characters. It cannot
+	// change: it is already part of routes, commits and stream entries.
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="clusterID is immutable: create a new SourceCluster"
+	ClusterID string `json:"clusterID"`
+
+	// TokenSecretRefs are the Secret keys holding the bearer token the cluster's apiserver sends.
+	// Two may be listed at once so a token can be rotated without downtime.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=2
+	TokenSecretRefs []SecretKeyReference `json:"tokenSecretRefs"`
+}
+
+// SecretKeyReference names one key of a Secret in a given namespace.
+type SecretKeyReference struct {
+	// +kubebuilder:validation:MinLength=1
+	Namespace string `json:"namespace"`
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key in the Secret's data; defaults to "token".
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// SourceClusterStatus reports whether the cluster's credentials resolved.
+type SourceClusterStatus struct {
+	duckv1.Status `json:",inline"`
+}
+
+// SourceClusterList is a list of SourceClusters.
+//
+// +kubebuilder:object:root=true
+type SourceClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SourceCluster `json:"items"`
+}

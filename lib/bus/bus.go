@@ -1,0 +1,284 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// Defaults of Options.
+const (
+	DefaultPrefix  = "gr"
+	DefaultSeenTTL = 24 * time.Hour
+	DefaultMaxLen  = 100_000
+	DefaultTimeout = 5 * time.Second
+)
+
+var (
+	// ErrUnavailable means Valkey could not be reached or is not serving: retry later.
+	ErrUnavailable = errors.New("valkey unavailable")
+	// ErrFull means the partition's stream is at its length cap: slow down and retry.
+	ErrFull = errors.New("partition backlog full")
+)
+
+// Options tune a Bus. The zero value of each field means its default.
+type Options struct {
+	// Prefix of every key. Default "gr".
+	Prefix string
+	// SeenTTL is how long an event id is remembered for dedupe. Default 24h, well past the
+	// apiserver's retry budget of about two minutes.
+	SeenTTL time.Duration
+	// MaxLen caps a partition's backlog; appends past it fail with ErrFull. Default 100000.
+	MaxLen int64
+	// Timeout bounds each call. Default 5s.
+	Timeout time.Duration
+}
+
+// Bus appends to and reads from partition streams.
+type Bus struct {
+	c valkey.Client
+	o Options
+}
+
+// New returns a Bus on a connected client.
+func New(c valkey.Client, o Options) *Bus {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.SeenTTL <= 0 {
+		o.SeenTTL = DefaultSeenTTL
+	}
+	if o.MaxLen <= 0 {
+		o.MaxLen = DefaultMaxLen
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	return &Bus{c: c, o: o}
+}
+
+// Client returns the underlying client, for packages that share the connection (lease).
+func (b *Bus) Client() valkey.Client { return b.c }
+
+// Keys returns the keys of a partition.
+func (b *Bus) Keys(partitionID string) Keys { return KeysOf(b.o.Prefix, partitionID) }
+
+// Entry is an event to append: its id (for dedupe) and its encoded form.
+type Entry struct {
+	ID      string
+	Payload []byte
+}
+
+// Append adds the entries whose ids were not appended before, in order, atomically, and
+// returns how many were new. When it returns an error nothing was appended, except after a
+// timeout, when the script may have run: retrying is safe because of the dedupe.
+func (b *Bus) Append(ctx context.Context, partitionID string, entries []Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	k := b.Keys(partitionID)
+	keys := make([]string, 0, len(entries)+1)
+	args := make([]string, 0, len(entries)+2)
+	keys = append(keys, k.Stream)
+	args = append(args, strconv.FormatInt(int64(b.o.SeenTTL/time.Second), 10), strconv.FormatInt(b.o.MaxLen, 10))
+	for _, e := range entries {
+		keys = append(keys, k.Seen(e.ID))
+		args = append(args, string(e.Payload))
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	n, err := appendScript.Exec(ctx, b.c, keys, args).AsInt64()
+	if err != nil {
+		return 0, classify("append", err)
+	}
+	return int(n), nil
+}
+
+// Message is a stream entry read for processing.
+type Message struct {
+	// StreamID is the entry's id in the stream, used to acknowledge it.
+	StreamID string
+	Payload  []byte
+}
+
+// Read returns up to count entries of the partition: the unacknowledged ones first, then new
+// ones. An empty result means the partition is drained.
+func (b *Bus) Read(ctx context.Context, partitionID string, count int) ([]Message, error) {
+	msgs, err := b.read(ctx, partitionID, "0", count)
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	return b.read(ctx, partitionID, ">", count)
+}
+
+func (b *Bus) read(ctx context.Context, partitionID, from string, count int) ([]Message, error) {
+	stream := b.Keys(partitionID).Stream
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	cmd := func() valkey.Completed {
+		return b.c.B().Xreadgroup().Group(group, consumer).Count(int64(count)).Streams().Key(stream).Id(from).Build()
+	}
+	res, err := b.c.Do(ctx, cmd()).AsXRead()
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		if err = b.createGroup(ctx, stream); err == nil {
+			res, err = b.c.Do(ctx, cmd()).AsXRead()
+		}
+	}
+	if valkey.IsValkeyNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("read", err)
+	}
+	entries := res[stream]
+	msgs := make([]Message, 0, len(entries))
+	for _, e := range entries {
+		// A pending entry that was trimmed away comes back without fields; nothing to redo.
+		payload, ok := e.FieldValues[field]
+		if !ok {
+			msgs = append(msgs, Message{StreamID: e.ID})
+			continue
+		}
+		msgs = append(msgs, Message{StreamID: e.ID, Payload: []byte(payload)})
+	}
+	return msgs, nil
+}
+
+// createGroup creates the consumer group (and the stream) reading from the beginning, so
+// entries appended before any writer existed are read too.
+func (b *Bus) createGroup(ctx context.Context, stream string) error {
+	err := b.c.Do(ctx, b.c.B().XgroupCreate().Key(stream).Group(group).Id("0").Mkstream().Build()).Error()
+	if err != nil && !valkey.IsValkeyBusyGroup(err) {
+		return err
+	}
+	return nil
+}
+
+// Ack acknowledges processed entries, given in stream order, and trims them away.
+func (b *Bus) Ack(ctx context.Context, partitionID string, streamIDs []string) error {
+	if len(streamIDs) == 0 {
+		return nil
+	}
+	threshold, err := next(streamIDs[len(streamIDs)-1])
+	if err != nil {
+		return err
+	}
+	args := append([]string{group, threshold}, streamIDs...)
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	if err := ackScript.Exec(ctx, b.c, []string{b.Keys(partitionID).Stream}, args).Error(); err != nil {
+		return classify("ack", err)
+	}
+	return nil
+}
+
+// DeadLetter moves a message to the partition's DLQ with the reason, and acknowledges it.
+func (b *Bus) DeadLetter(ctx context.Context, partitionID string, m Message, reason string) error {
+	k := b.Keys(partitionID)
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	err := deadLetterScript.Exec(ctx, b.c, []string{k.Stream, k.DLQ}, []string{group, m.StreamID, string(m.Payload), reason}).Error()
+	if err != nil {
+		return classify("dead-letter", err)
+	}
+	return nil
+}
+
+// DeadLetters returns the DLQ entries of a partition, oldest first.
+func (b *Bus) DeadLetters(ctx context.Context, partitionID string) ([]DeadLetter, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	entries, err := b.c.Do(ctx, b.c.B().Xrange().Key(b.Keys(partitionID).DLQ).Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		return nil, classify("dlq range", err)
+	}
+	out := make([]DeadLetter, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, DeadLetter{StreamID: e.ID, Payload: []byte(e.FieldValues[field]), Reason: e.FieldValues["reason"]})
+	}
+	return out, nil
+}
+
+// DeadLetter is a parked message and why it was parked.
+type DeadLetter struct {
+	StreamID string
+	Payload  []byte
+	Reason   string
+}
+
+// Backlog returns the number of entries in the partition's stream not yet trimmed.
+func (b *Bus) Backlog(ctx context.Context, partitionID string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	n, err := b.c.Do(ctx, b.c.B().Xlen().Key(b.Keys(partitionID).Stream).Build()).AsInt64()
+	if err != nil {
+		return 0, classify("backlog", err)
+	}
+	return n, nil
+}
+
+// Ping checks that Valkey answers.
+func (b *Bus) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	if err := b.c.Do(ctx, b.c.B().Ping().Build()).Error(); err != nil {
+		return classify("ping", err)
+	}
+	return nil
+}
+
+// next returns the stream id just above id ("5-1" -> "5-2").
+func next(id string) (string, error) {
+	ms, seq, ok := strings.Cut(id, "-")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil {
+		return "", fmt.Errorf("bus: malformed stream id %q", id)
+	}
+	return ms + "-" + strconv.FormatUint(n+1, 10), nil
+}
+
+// classify maps a raw valkey error onto this package's sentinels. It must see the raw error:
+// valkey's predicates do not look through wrapping.
+func classify(op string, err error) error {
+	if verr, ok := valkey.IsValkeyErr(err); ok {
+		msg := verr.Error()
+		switch {
+		case strings.HasPrefix(msg, "FULL"):
+			return fmt.Errorf("bus %s: %w", op, ErrFull)
+		case strings.HasPrefix(msg, "LOADING"), strings.HasPrefix(msg, "BUSY"), strings.HasPrefix(msg, "TRYAGAIN"),
+			strings.HasPrefix(msg, "CLUSTERDOWN"), strings.HasPrefix(msg, "OOM"), strings.HasPrefix(msg, "READONLY"),
+			strings.HasPrefix(msg, "MASTERDOWN"):
+			return fmt.Errorf("bus %s: %w: %s", op, ErrUnavailable, msg)
+		}
+		return fmt.Errorf("bus %s: %w", op, err)
+	}
+	// Anything that is not a server reply is the connection: refused, reset, timed out.
+	return fmt.Errorf("bus %s: %w: %v", op, ErrUnavailable, err)
+}
+
+// Dial connects to Valkey, retrying until ctx is done, so a function started before Valkey
+// is reachable waits for it instead of crash-looping.
+func Dial(ctx context.Context, addr, username, password string) (valkey.Client, error) {
+	opt := valkey.ClientOption{
+		InitAddress:  []string{addr},
+		Username:     username,
+		Password:     password,
+		DisableCache: true, // no client-side caching: every read must see the server's state
+	}
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		c, err := valkey.NewClient(opt)
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to Valkey at %s (VALKEY_ADDR): %w", addr, err)
+		case <-time.After(delay):
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"knative.dev/pkg/logging"
+
+	"github.com/gitops-reverser/gitops-reverser/lib/apis/v1alpha1"
+)
+
+// resources are the kinds a Watcher watches.
+var resources = []string{"gitproviders", "gittargets", "watchrules", "clusterwatchrules", "sourceclusters"}
+
+// DefaultResync is how often a Watcher rebuilds even without changes, which is how rotated
+// Secret values are picked up (Secrets are read, not watched, so only referenced ones are
+// ever fetched and RBAC can name them).
+const DefaultResync = 30 * time.Second
+
+// Watcher is a Source that follows the configuration on an API server.
+type Watcher struct {
+	dyn     dynamic.Interface
+	core    kubernetes.Interface
+	resync  time.Duration
+	current atomic.Pointer[Snapshot]
+	changed chan struct{}
+	stores  []cache.Store
+}
+
+// Snapshot returns the latest snapshot.
+func (w *Watcher) Snapshot() *Snapshot { return w.current.Load() }
+
+// Watch starts informers for the configuration kinds, waits for their first list and returns
+// a Watcher with its first Snapshot. It keeps the snapshot current until ctx is done.
+func Watch(ctx context.Context, cfg *rest.Config, resync time.Duration) (*Watcher, error) {
+	if resync <= 0 {
+		resync = DefaultResync
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	core, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	w := &Watcher{dyn: dyn, core: core, resync: resync, changed: make(chan struct{}, 1)}
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	notify := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { w.poke() },
+		UpdateFunc: func(any, any) { w.poke() },
+		DeleteFunc: func(any) { w.poke() },
+	}
+	var synced []cache.InformerSynced
+	for _, r := range resources {
+		inf := factory.ForResource(v1alpha1.SchemeGroupVersion.WithResource(r)).Informer()
+		if _, err := inf.AddEventHandler(notify); err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+		w.stores = append(w.stores, inf.GetStore())
+		synced = append(synced, inf.HasSynced)
+	}
+	factory.Start(ctx.Done())
+	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), synced...) {
+		return nil, fmt.Errorf("catalog: could not list %s from the API server within a minute: are the CRDs in manifests/crds installed and may this service account list them?", v1alpha1.GroupName)
+	}
+	w.rebuild(ctx)
+	go w.run(ctx)
+	return w, nil
+}
+
+func (w *Watcher) poke() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+// run rebuilds on every change (coalesced) and on every resync tick.
+func (w *Watcher) run(ctx context.Context) {
+	tick := time.NewTicker(w.resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.changed:
+		case <-tick.C:
+		}
+		w.rebuild(ctx)
+	}
+}
+
+func (w *Watcher) rebuild(ctx context.Context) {
+	c := newCollector(false)
+	for _, store := range w.stores {
+		for _, obj := range store.List() {
+			u, ok := obj.(*unstructured.Unstructured)
+			if !ok {
+				continue
+			}
+			if err := c.add(u); err != nil {
+				logging.FromContext(ctx).Warnw("Ignoring unreadable configuration object", "error", err)
+			}
+		}
+	}
+	secrets := map[string]*corev1.Secret{}
+	get := func(namespace, name string) (*corev1.Secret, error) {
+		if s, ok := secrets[namespace+"/"+name]; ok {
+			return s, nil
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		s, err := w.core.CoreV1().Secrets(namespace).Get(rctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		secrets[namespace+"/"+name] = s
+		return s, nil
+	}
+	s := Build(c.objs, get)
+	if old := w.current.Swap(s); old == nil || fmt.Sprint(old.Problems) != fmt.Sprint(s.Problems) {
+		for _, p := range s.Problems {
+			logging.FromContext(ctx).Warnw("Configuration problem", "problem", p)
+		}
+	}
+}

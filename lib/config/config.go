@@ -1,0 +1,148 @@
+// Package config reads each binary's settings from the environment with envconfig. Every
+// field documents its variable and default; Load fails with a message naming the variable to
+// fix. Knative's runtime contract variables (PORT, K_SINK) keep their standard names.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Valkey is how to reach Valkey.
+type Valkey struct {
+	// VALKEY_ADDR: host:port. Default 127.0.0.1:6379.
+	Addr string `envconfig:"VALKEY_ADDR" default:"127.0.0.1:6379"`
+	// VALKEY_USERNAME and VALKEY_PASSWORD: ACL credentials; empty for none.
+	Username string `envconfig:"VALKEY_USERNAME"`
+	Password string `envconfig:"VALKEY_PASSWORD"`
+	// VALKEY_KEY_PREFIX: prefix of every key. Default gr.
+	KeyPrefix string `envconfig:"VALKEY_KEY_PREFIX" default:"gr"`
+	// VALKEY_TIMEOUT: deadline of each call. Default 5s.
+	Timeout time.Duration `envconfig:"VALKEY_TIMEOUT" default:"5s"`
+}
+
+// Catalog is where the configuration objects come from.
+type Catalog struct {
+	// CATALOG_FILE: a YAML file of configuration objects and Secrets (local mode). Empty means
+	// watch them on the API server (in-cluster config, or KUBECONFIG).
+	File string `envconfig:"CATALOG_FILE"`
+	// CATALOG_RESYNC: how often the API server view is rebuilt, re-reading Secrets. Default 30s.
+	Resync time.Duration `envconfig:"CATALOG_RESYNC" default:"30s"`
+}
+
+// Common are the settings every function shares.
+type Common struct {
+	Valkey
+	Catalog
+	// PORT: the HTTP port, set by Knative. Default 8080.
+	Port int `envconfig:"PORT" default:"8080"`
+	// LOG_LEVEL: debug, info, warn or error. Default info.
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	// TLS_CERT_FILE and TLS_KEY_FILE: serve HTTPS with this certificate (local runs; behind
+	// Knative the platform terminates TLS). Both or neither.
+	TLSCertFile string `envconfig:"TLS_CERT_FILE"`
+	TLSKeyFile  string `envconfig:"TLS_KEY_FILE"`
+}
+
+// Ingest configures functions/ingest.
+type Ingest struct {
+	Common
+	// K_SINK: where "partition ready" events go (the writer). Set by a SinkBinding or by hand;
+	// empty disables notifications (writers must then be kicked by the dlq-sweep job).
+	Sink string `envconfig:"K_SINK"`
+	// MAX_BODY_BYTES: largest audit batch accepted; larger ones get 413. Default 32 MiB, well
+	// above the apiserver's default batch of 400 events.
+	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"33554432"`
+	// SEEN_TTL: how long event ids are remembered to drop retried batches. Default 24h.
+	SeenTTL time.Duration `envconfig:"SEEN_TTL" default:"24h"`
+	// PARTITION_MAX_LEN: backlog cap per partition; past it ingest answers 429. Default 100000.
+	PartitionMaxLen int64 `envconfig:"PARTITION_MAX_LEN" default:"100000"`
+}
+
+// Writer configures functions/writer.
+type Writer struct {
+	Common
+	// K_SINK: where the writer re-announces a partition it left with backlog (normally its
+	// own address). Empty means no hand-off.
+	Sink string `envconfig:"K_SINK"`
+	// CACHE_DIR: where local mirrors of the repositories are kept. Default /tmp/gitops-reverser.
+	CacheDir string `envconfig:"CACHE_DIR" default:"/tmp/gitops-reverser"`
+	// LEASE_TTL: how long a partition lease lives without renewal. Default 15s.
+	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"15s"`
+	// BATCH_SIZE: events read per round; each round is one push. Default 500.
+	BatchSize int `envconfig:"BATCH_SIZE" default:"500"`
+	// DRAIN_SLICE: the longest a request drains before handing the rest on. Default 60s, well
+	// under Knative's default request timeout of 300s.
+	DrainSlice time.Duration `envconfig:"DRAIN_SLICE" default:"60s"`
+	// GIT_TIMEOUT: deadline of each fetch or push. Default 60s.
+	GitTimeout time.Duration `envconfig:"GIT_TIMEOUT" default:"60s"`
+}
+
+// Load fills spec (a pointer to one of this package's structs) from the environment and
+// validates it.
+func Load(spec interface{ Validate() error }) error {
+	if err := envconfig.Process("", spec); err != nil {
+		var perr *envconfig.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("config: environment variable %s=%q is not a valid %s: %v", perr.KeyName, perr.Value, perr.TypeName, perr.Err)
+		}
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// Validate checks the shared settings.
+func (c *Common) Validate() error {
+	var errs []error
+	if c.Port <= 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("PORT=%d is not a port number", c.Port))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("set both TLS_CERT_FILE and TLS_KEY_FILE, or neither"))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, errors.New("VALKEY_TIMEOUT must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the ingest settings.
+func (c *Ingest) Validate() error {
+	errs := []error{c.Common.Validate()}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("MAX_BODY_BYTES must be positive"))
+	}
+	if c.SeenTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("SEEN_TTL=%s is shorter than the apiserver's retries; use at least 1m", c.SeenTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the writer settings.
+func (c *Writer) Validate() error {
+	errs := []error{c.Common.Validate()}
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("LEASE_TTL=%s: use at least 1s", c.LeaseTTL))
+	}
+	if c.BatchSize <= 0 {
+		errs = append(errs, errors.New("BATCH_SIZE must be positive"))
+	}
+	if c.DrainSlice <= 0 || c.GitTimeout <= 0 {
+		errs = append(errs, errors.New("DRAIN_SLICE and GIT_TIMEOUT must be positive"))
+	}
+	if c.CacheDir == "" {
+		errs = append(errs, errors.New("CACHE_DIR must not be empty"))
+	}
+	return errors.Join(errs...)
+}

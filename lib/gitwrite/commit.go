@@ -1,0 +1,348 @@
+package gitwrite
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// Signature names the author or committer of a commit.
+type Signature struct {
+	Name, Email string
+	// When is the timestamp recorded, with its time zone. Default: now.
+	When time.Time
+}
+
+// Change writes or deletes one file.
+type Change struct {
+	// Path is slash-separated, relative and clean ("a/b.yaml"); see
+	// ErrInvalidPath.
+	Path string
+	// Content is the new file content (mode 0100644, or 0100755 if the path
+	// already holds an executable). Ignored when Delete is set.
+	Content []byte
+	// Delete removes the file. Deleting a missing file does nothing;
+	// deleting the last file of a directory removes the directory.
+	Delete bool
+}
+
+// CommitRequest describes one commit.
+type CommitRequest struct {
+	// Author is required (Name and Email).
+	Author Signature
+	// Committer defaults to Author when its Name is empty.
+	Committer Signature
+	// Message is recorded as given.
+	Message string
+	// Changes are applied in order; a later change to the same path wins.
+	Changes []Change
+}
+
+// Commit applies req.Changes to Tip's tree and, if the tree changed, stores the
+// new blobs, the rewritten trees (those on the changed paths; objects already
+// stored are skipped) and a commit whose parent is Tip, then advances Tip. It
+// returns the new commit and true. When the resulting tree equals Tip's tree
+// (identical content, deletes of missing files) nothing is stored and it
+// returns Tip and false. Nothing is pushed: see Push.
+//
+// Entries outside the changed paths are kept as they are, whatever their mode.
+func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, bool, error) {
+	author, committer, err := signatures(req)
+	if err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	var parentTree plumbing.Hash
+	if !r.tip.IsZero() {
+		c, err := r.repo.CommitObject(r.tip)
+		if err != nil {
+			return plumbing.ZeroHash, false, fmt.Errorf("gitwrite: read tip %s: %w", r.tip, err)
+		}
+		parentTree = c.TreeHash
+	}
+
+	b := &treeBuilder{s: r.st, blobs: map[plumbing.Hash][]byte{}, used: map[plumbing.Hash]bool{}}
+	root, err := b.load(parentTree)
+	if err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	for _, ch := range req.Changes {
+		if err := b.apply(root, ch); err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+	}
+	treeHash, err := b.build(root)
+	if err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	if treeHash == parentTree || (parentTree.IsZero() && len(root.entries) == 0) {
+		return r.tip, false, nil
+	}
+
+	// Store children before parents: blobs, trees (built bottom-up), commit.
+	for h := range b.used {
+		if err := storeBlob(r.st, h, b.blobs[h]); err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+	}
+	for _, t := range b.trees {
+		if err := storeObject(r.st, t); err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+	}
+	c := &object.Commit{
+		Author:    author,
+		Committer: committer,
+		Message:   req.Message,
+		TreeHash:  treeHash,
+	}
+	if !r.tip.IsZero() {
+		c.ParentHashes = []plumbing.Hash{r.tip}
+	}
+	obj := r.st.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return plumbing.ZeroHash, false, fmt.Errorf("gitwrite: encode commit: %w", err)
+	}
+	h, err := r.st.SetEncodedObject(obj)
+	if err != nil {
+		return plumbing.ZeroHash, false, fmt.Errorf("gitwrite: store commit: %w", err)
+	}
+
+	var old *plumbing.Reference
+	if !r.tip.IsZero() {
+		old = plumbing.NewHashReference(r.branch, r.tip)
+	}
+	if err := r.st.CheckAndSetReference(plumbing.NewHashReference(r.branch, h), old); err != nil {
+		return plumbing.ZeroHash, false, fmt.Errorf("gitwrite: move %s to %s: %w", r.branch, h, err)
+	}
+	r.tip = h
+	return h, true, nil
+}
+
+func signatures(req CommitRequest) (author, committer object.Signature, err error) {
+	now := time.Now()
+	conv := func(role string, s Signature) (object.Signature, error) {
+		if s.Name == "" || s.Email == "" {
+			return object.Signature{}, fmt.Errorf("gitwrite: %w: %s name and email are required", ErrInvalidCommit, role)
+		}
+		if strings.ContainsAny(s.Name+s.Email, "<>\n\x00") {
+			return object.Signature{}, fmt.Errorf("gitwrite: %w: %s contains '<', '>', a newline or NUL", ErrInvalidCommit, role)
+		}
+		if s.When.IsZero() {
+			s.When = now
+		}
+		return object.Signature{Name: s.Name, Email: s.Email, When: s.When}, nil
+	}
+	if author, err = conv("author", req.Author); err != nil {
+		return
+	}
+	c := req.Committer
+	if c.Name == "" {
+		c = req.Author
+	}
+	committer, err = conv("committer", c)
+	return
+}
+
+// dirNode is a directory being edited. entries starts as a copy of the stored
+// tree's entries; subs holds the subdirectories loaded for editing.
+type dirNode struct {
+	orig    plumbing.Hash // stored tree, ZeroHash for a new directory
+	entries map[string]object.TreeEntry
+	subs    map[string]*dirNode
+	dirty   bool
+}
+
+// treeBuilder applies changes to a tree, loading only the directories on the
+// changed paths, and collects the objects a commit needs.
+type treeBuilder struct {
+	s     storer.EncodedObjectStorer
+	blobs map[plumbing.Hash][]byte // contents written by the changes, by hash
+	used  map[plumbing.Hash]bool   // blobs still referenced by the final trees
+	trees []plumbing.EncodedObject // rewritten trees, children first
+}
+
+func (b *treeBuilder) load(h plumbing.Hash) (*dirNode, error) {
+	n := &dirNode{orig: h, entries: map[string]object.TreeEntry{}, subs: map[string]*dirNode{}}
+	if h.IsZero() {
+		return n, nil
+	}
+	t, err := object.GetTree(b.s, h)
+	if err != nil {
+		return nil, fmt.Errorf("gitwrite: read tree %s: %w", h, err)
+	}
+	for _, e := range t.Entries {
+		n.entries[e.Name] = e
+	}
+	return n, nil
+}
+
+// child returns the subdirectory name of n, loading it if needed. With create
+// it makes a missing directory and fails with ErrPathConflict if name is not a
+// directory; without create it returns nil in both cases.
+func (b *treeBuilder) child(n *dirNode, name string, create bool, p string) (*dirNode, error) {
+	if sub, ok := n.subs[name]; ok {
+		return sub, nil
+	}
+	e, ok := n.entries[name]
+	switch {
+	case ok && e.Mode != filemode.Dir:
+		if !create {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("gitwrite: %w: %q: %q is a file, not a directory", ErrPathConflict, p, name)
+	case !ok && !create:
+		return nil, nil
+	case !ok:
+		sub := &dirNode{entries: map[string]object.TreeEntry{}, subs: map[string]*dirNode{}}
+		n.entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir}
+		n.subs[name] = sub
+		return sub, nil
+	}
+	sub, err := b.load(e.Hash)
+	if err != nil {
+		return nil, err
+	}
+	n.subs[name] = sub
+	return sub, nil
+}
+
+func (b *treeBuilder) apply(root *dirNode, ch Change) error {
+	segs, err := splitPath(ch.Path)
+	if err != nil {
+		return fmt.Errorf("gitwrite: %w", err)
+	}
+	chain := []*dirNode{root}
+	n := root
+	for _, s := range segs[:len(segs)-1] {
+		sub, err := b.child(n, s, !ch.Delete, ch.Path)
+		if err != nil {
+			return err
+		}
+		if sub == nil {
+			return nil // deleting below a missing directory: nothing to do
+		}
+		chain = append(chain, sub)
+		n = sub
+	}
+	name := segs[len(segs)-1]
+	e, exists := n.entries[name]
+	if exists && e.Mode == filemode.Dir {
+		sub, err := b.child(n, name, false, ch.Path)
+		if err != nil {
+			return err
+		}
+		if len(sub.entries) != 0 {
+			return fmt.Errorf("gitwrite: %w: %q is a directory", ErrPathConflict, ch.Path)
+		}
+		// An empty directory (emptied by earlier changes) is as good as absent.
+		delete(n.subs, name)
+		delete(n.entries, name)
+		exists = false
+	}
+
+	if ch.Delete {
+		if !exists {
+			return nil
+		}
+		delete(n.entries, name)
+	} else {
+		h := plumbing.ComputeHash(plumbing.BlobObject, ch.Content)
+		mode := filemode.Regular
+		if exists && e.Mode == filemode.Executable {
+			mode = filemode.Executable
+		}
+		if exists && e.Hash == h && e.Mode == mode {
+			return nil
+		}
+		b.blobs[h] = ch.Content
+		n.entries[name] = object.TreeEntry{Name: name, Mode: mode, Hash: h}
+	}
+	for _, d := range chain {
+		d.dirty = true
+	}
+	return nil
+}
+
+// build returns the hash of n's tree, encoding rewritten trees into b.trees
+// (children first). Directories left empty are dropped from their parent.
+func (b *treeBuilder) build(n *dirNode) (plumbing.Hash, error) {
+	if !n.dirty {
+		return n.orig, nil
+	}
+	for name, sub := range n.subs {
+		if !sub.dirty {
+			continue
+		}
+		h, err := b.build(sub)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if len(sub.entries) == 0 {
+			delete(n.entries, name)
+			continue
+		}
+		e := n.entries[name]
+		e.Hash = h
+		n.entries[name] = e
+	}
+	t := &object.Tree{Entries: make([]object.TreeEntry, 0, len(n.entries))}
+	for _, e := range n.entries {
+		if _, ok := b.blobs[e.Hash]; ok && e.Mode != filemode.Dir {
+			b.used[e.Hash] = true
+		}
+		t.Entries = append(t.Entries, e)
+	}
+	sortEntries(t.Entries)
+	obj := b.s.NewEncodedObject()
+	if err := t.Encode(obj); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("gitwrite: encode tree: %w", err)
+	}
+	b.trees = append(b.trees, obj)
+	return obj.Hash(), nil
+}
+
+// storeObject stores o unless an object with its hash is already stored.
+func storeObject(s storer.EncodedObjectStorer, o plumbing.EncodedObject) error {
+	if s.HasEncodedObject(o.Hash()) == nil {
+		return nil
+	}
+	if _, err := s.SetEncodedObject(o); err != nil {
+		return fmt.Errorf("gitwrite: store %s %s: %w", o.Type(), o.Hash(), err)
+	}
+	return nil
+}
+
+func storeBlob(s storer.EncodedObjectStorer, h plumbing.Hash, content []byte) error {
+	if s.HasEncodedObject(h) == nil {
+		return nil
+	}
+	o := s.NewEncodedObject()
+	o.SetType(plumbing.BlobObject)
+	o.SetSize(int64(len(content)))
+	w, err := o.Writer()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(content); err != nil {
+		return errors.Join(err, w.Close())
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if o.Hash() != h {
+		return fmt.Errorf("gitwrite: blob hash mismatch: %s != %s", o.Hash(), h)
+	}
+	if _, err := s.SetEncodedObject(o); err != nil {
+		return fmt.Errorf("gitwrite: store blob %s: %w", h, err)
+	}
+	return nil
+}

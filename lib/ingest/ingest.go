@@ -1,0 +1,250 @@
+// Package ingest is the audit webhook: it authenticates a source cluster, keeps the audit
+// events that prove a persisted change, routes each changed object to the GitTargets that want
+// it, sanitizes it, and appends one change event per (object, target) to the target's
+// partition stream. It answers 2xx only once every event of the batch is durable in Valkey, so
+// the apiserver's retries cover every failure; the dedupe in lib/bus makes those retries safe.
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+	"knative.dev/pkg/logging"
+
+	"github.com/gitops-reverser/gitops-reverser/lib/apis/v1alpha1"
+	"github.com/gitops-reverser/gitops-reverser/lib/audit"
+	"github.com/gitops-reverser/gitops-reverser/lib/bus"
+	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
+	"github.com/gitops-reverser/gitops-reverser/lib/change"
+	"github.com/gitops-reverser/gitops-reverser/lib/identity"
+	"github.com/gitops-reverser/gitops-reverser/lib/layout"
+	"github.com/gitops-reverser/gitops-reverser/lib/notify"
+	"github.com/gitops-reverser/gitops-reverser/lib/rules"
+	"github.com/gitops-reverser/gitops-reverser/lib/sanitize"
+	"github.com/gitops-reverser/gitops-reverser/lib/serve"
+)
+
+// RetryAfterSeconds is what a throttled apiserver is asked to wait.
+const RetryAfterSeconds = 5
+
+// Options are the parts a Handler works with.
+type Options struct {
+	Catalog  catalog.Source
+	Bus      *bus.Bus
+	Notifier *notify.Notifier
+	// MaxBodyBytes is the largest batch accepted; larger ones get 413.
+	MaxBodyBytes int64
+}
+
+// Handler serves the ingest routes.
+type Handler struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New returns the ingest HTTP handler: POST /audit-webhook/{clusterID}, GET /healthz and
+// GET /readyz (ready while Valkey answers).
+func New(o Options) *Handler {
+	h := &Handler{o: o, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /audit-webhook/{clusterID}", h.auditWebhook)
+	serve.Health(h.mux, o.Bus.Ping)
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Result is the body of a successful answer.
+type Result struct {
+	// Events is the number of audit events in the batch.
+	Events int `json:"events"`
+	// Changes is the number of change events produced (objects times targets).
+	Changes int `json:"changes"`
+	// Appended is how many of them were new; the rest were retries already queued.
+	Appended int `json:"appended"`
+	// Skipped counts audit events that proved no change, by reason.
+	Skipped map[audit.Reason]int `json:"skipped,omitempty"`
+}
+
+func (h *Handler) auditWebhook(w http.ResponseWriter, r *http.Request) {
+	clusterID := r.PathValue("clusterID")
+	log := logging.FromContext(r.Context()).With(zap.String("cluster", clusterID))
+	snap := h.o.Catalog.Snapshot()
+
+	cluster, ok := snap.Cluster(clusterID)
+	if !ok {
+		serve.WriteError(w, http.StatusNotFound, "unknown cluster %q: apply a SourceCluster with spec.clusterID %q", clusterID, clusterID)
+		return
+	}
+	token, ok := bearer(r)
+	if !ok || !cluster.Authenticate(token) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="audit-webhook"`)
+		serve.WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token for cluster %q: use a token from the SourceCluster's tokenSecretRefs", clusterID)
+		return
+	}
+	if r.ContentLength > h.o.MaxBodyBytes {
+		serve.WriteError(w, http.StatusRequestEntityTooLarge, "batch of %d bytes is over the %d byte limit (MAX_BODY_BYTES); lower --audit-webhook-batch-max-size", r.ContentLength, h.o.MaxBodyBytes)
+		return
+	}
+	list, err := audit.Decode(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			serve.WriteError(w, http.StatusRequestEntityTooLarge, "batch is over the %d byte limit (MAX_BODY_BYTES); lower --audit-webhook-batch-max-size", h.o.MaxBodyBytes)
+			return
+		}
+		serve.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+
+	batch, res := route(snap.Plan, clusterID, list)
+	for _, p := range batch.order {
+		n, err := h.o.Bus.Append(r.Context(), p.ID, batch.entries[p.ID])
+		if err != nil {
+			h.appendFailed(w, log, err)
+			return
+		}
+		res.Appended += n
+	}
+	for _, p := range batch.order {
+		h.o.Notifier.Notify(p)
+	}
+	log.Debugw("Audit batch accepted", "events", res.Events, "changes", res.Changes, "appended", res.Appended)
+	serve.WriteJSON(w, http.StatusOK, res)
+}
+
+// appendFailed answers so that the apiserver retries: nothing is acknowledged.
+func (h *Handler) appendFailed(w http.ResponseWriter, log *zap.SugaredLogger, err error) {
+	switch {
+	case errors.Is(err, bus.ErrFull):
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		serve.WriteError(w, http.StatusTooManyRequests, "partition backlog is full; retry later")
+	case errors.Is(err, bus.ErrUnavailable):
+		log.Warnw("Valkey unavailable; batch refused for retry", "error", err)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		serve.WriteError(w, http.StatusServiceUnavailable, "event store unavailable; retry later")
+	default:
+		log.Errorw("Append failed; batch refused for retry", "error", err)
+		serve.WriteError(w, http.StatusInternalServerError, "append failed; retry later")
+	}
+}
+
+// batch is the change events of one audit batch, grouped by partition in first-seen order.
+type batch struct {
+	order   []identity.Partition
+	entries map[string][]bus.Entry
+}
+
+func (b *batch) add(p identity.Partition, e bus.Entry) {
+	if _, ok := b.entries[p.ID]; !ok {
+		b.order = append(b.order, p)
+	}
+	b.entries[p.ID] = append(b.entries[p.ID], e)
+}
+
+// route turns an audit batch into change events per partition.
+func route(plan *rules.Plan, clusterID string, list *audit.EventList) (*batch, Result) {
+	b := &batch{entries: map[string][]bus.Entry{}}
+	res := Result{Events: len(list.Items), Skipped: map[audit.Reason]int{}}
+	for i := range list.Items {
+		changes, reason := list.Items[i].Changes()
+		if reason != "" {
+			res.Skipped[reason]++
+			continue
+		}
+		for j := range changes {
+			for _, e := range events(plan, clusterID, &changes[j]) {
+				b.add(e.partition, e.entry)
+				res.Changes++
+			}
+		}
+	}
+	return b, res
+}
+
+type routed struct {
+	partition identity.Partition
+	entry     bus.Entry
+}
+
+// events builds the change events of one object change, one per target that wants it.
+func events(plan *rules.Plan, clusterID string, c *audit.Change) []routed {
+	targets := plan.Match(rules.Object{
+		Cluster:   clusterID,
+		Group:     c.Group,
+		Resource:  c.Resource,
+		Namespace: c.Namespace,
+		Labels:    c.Labels,
+		Operation: operation(c.Op),
+	})
+	if len(targets) == 0 {
+		return nil
+	}
+	key := identity.Key{Cluster: clusterID, Group: c.Group, Resource: c.Resource, Namespace: c.Namespace, Name: c.Name}
+	var object []byte
+	isSecret := c.Group == "" && c.Resource == "secrets"
+	if c.Object != nil {
+		var err error
+		if object, err = json.Marshal(sanitize.Object(c.Object)); err != nil {
+			return nil // unreachable: the object was decoded from JSON
+		}
+	}
+	out := make([]routed, 0, len(targets))
+	for _, t := range targets {
+		if isSecret && t.SecretPolicy == v1alpha1.SecretPolicyExclude {
+			continue
+		}
+		ch := &change.Change{
+			ID:              identity.EventID(c.AuditID, key, t.Ref),
+			Op:              change.OpUpsert,
+			Time:            c.Time,
+			Partition:       t.Partition.ID,
+			Actor:           change.Actor{Username: c.Actor.Username, ImpersonatedBy: c.Actor.ImpersonatedBy},
+			AuditID:         c.AuditID,
+			Verb:            c.Verb,
+			Key:             key,
+			Target:          t.Ref,
+			Path:            layout.Path(t.Path, key),
+			UID:             c.UID,
+			ResourceVersion: c.ResourceVersion,
+			Object:          object,
+		}
+		if c.Op == audit.OpDelete {
+			ch.Op, ch.Object = change.OpDelete, nil
+		}
+		payload, err := ch.Marshal()
+		if err != nil {
+			continue // unreachable: every field is JSON-safe
+		}
+		out = append(out, routed{partition: t.Partition, entry: bus.Entry{ID: ch.ID, Payload: payload}})
+	}
+	return out
+}
+
+func operation(op audit.Op) v1alpha1.Operation {
+	switch op {
+	case audit.OpCreate:
+		return v1alpha1.OperationCreate
+	case audit.OpDelete:
+		return v1alpha1.OperationDelete
+	}
+	return v1alpha1.OperationUpdate
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// String makes a Result readable in logs.
+func (r Result) String() string {
+	return fmt.Sprintf("events=%d changes=%d appended=%d skipped=%v", r.Events, r.Changes, r.Appended, r.Skipped)
+}
