@@ -111,10 +111,10 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, bool, error) {
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, false, fmt.Errorf("gitwrite: encode commit: %w", err)
 	}
-	h, err := r.st.SetEncodedObject(obj)
-	if err != nil {
-		return plumbing.ZeroHash, false, fmt.Errorf("gitwrite: store commit: %w", err)
+	if err := storeObject(r.st, obj); err != nil {
+		return plumbing.ZeroHash, false, err
 	}
+	h := obj.Hash()
 
 	var old *plumbing.Reference
 	if !r.tip.IsZero() {

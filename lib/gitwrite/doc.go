@@ -21,7 +21,10 @@
 //     Fetch, re-applies its changes with Commit and pushes again.
 //   - Classifying failures into a few sentinels (ErrRemoteMoved,
 //     ErrAuthentication, ErrRemoteUnavailable, ...) and scrubbing credentials
-//     from every error it returns.
+//     from every error it returns: URL userinfo and query strings, and
+//     Auth.Password and Auth.SSHPassphrase (when 4 bytes or longer, also
+//     URL-escaped and as a basic-auth header) are replaced by "***". The raw
+//     cause is reachable through errors.Is only, never through Unwrap.
 //
 // # What it leaves to others
 //

@@ -158,7 +158,11 @@ func (k *Kube) start(ctx context.Context, root, apiserverPath, etcdPath string, 
 	args := []string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
+		// Advertise loopback so nothing depends on the machine's network. The endpoint
+		// reconciler refuses a loopback address, and nothing here needs the endpoints of
+		// the "kubernetes" Service it maintains, so it is off.
 		"--advertise-address=127.0.0.1",
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + servingCert,
 		"--tls-private-key-file=" + servingKey,

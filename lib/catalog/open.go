@@ -1,0 +1,36 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Open returns the Source a function runs with: the file when one is given (local mode),
+// otherwise a Watcher on the API server the process runs in (or the one KUBECONFIG names).
+func Open(ctx context.Context, file string, resync time.Duration) (Source, error) {
+	if file != "" {
+		return LoadFile(file)
+	}
+	cfg, err := RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return Watch(ctx, cfg, resync)
+}
+
+// RESTConfig is the in-cluster config, or the KUBECONFIG/~/.kube/config one outside a cluster.
+func RESTConfig() (*rest.Config, error) {
+	if cfg, err := rest.InClusterConfig(); err == nil {
+		return cfg, nil
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("catalog: no CATALOG_FILE, not in a cluster, and no usable kubeconfig: %w", err)
+	}
+	return cfg, nil
+}

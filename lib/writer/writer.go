@@ -1,0 +1,262 @@
+package writer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"knative.dev/pkg/logging"
+
+	"github.com/gitops-reverser/gitops-reverser/lib/bus"
+	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
+	"github.com/gitops-reverser/gitops-reverser/lib/gitwrite"
+	"github.com/gitops-reverser/gitops-reverser/lib/identity"
+	"github.com/gitops-reverser/gitops-reverser/lib/lease"
+	"github.com/gitops-reverser/gitops-reverser/lib/notify"
+)
+
+// Defaults of Options.
+const (
+	DefaultLeaseTTL     = 15 * time.Second
+	DefaultBatchSize    = 500
+	DefaultDrainSlice   = 60 * time.Second
+	DefaultGitTimeout   = 60 * time.Second
+	DefaultPushAttempts = 5
+)
+
+// ErrUnknownPartition means no GitTarget routes to the partition (any more).
+var ErrUnknownPartition = errors.New("partition not configured")
+
+// Options are the parts and limits of a Writer. Zero values mean the defaults.
+type Options struct {
+	Catalog catalog.Source
+	Bus     *bus.Bus
+	// Notifier re-announces a partition left with backlog at the end of a slice.
+	Notifier *notify.Notifier
+	// CacheDir holds a bare mirror per partition.
+	CacheDir string
+	// LeaseTTL is how long a lease lives unrenewed. Default 15s.
+	LeaseTTL time.Duration
+	// BatchSize is how many events one push covers at most. Default 500.
+	BatchSize int
+	// DrainSlice is the longest one Drain works before handing on. Default 60s.
+	DrainSlice time.Duration
+	// GitTimeout bounds each fetch and push. Default 60s.
+	GitTimeout time.Duration
+	// PushAttempts is how often a push rejected because the branch moved is rebuilt on the
+	// new tip and retried. Default 5.
+	PushAttempts int
+}
+
+// Writer drains partitions. It is safe for concurrent use.
+type Writer struct {
+	o     Options
+	mu    sync.Mutex
+	repos map[string]*mirror // by partition id
+}
+
+// mirror is a cached local mirror and the credentials it was opened with.
+type mirror struct {
+	repo *gitwrite.Repo
+	auth gitwrite.Auth
+}
+
+// New returns a Writer.
+func New(o Options) *Writer {
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.DrainSlice <= 0 {
+		o.DrainSlice = DefaultDrainSlice
+	}
+	if o.GitTimeout <= 0 {
+		o.GitTimeout = DefaultGitTimeout
+	}
+	if o.PushAttempts <= 0 {
+		o.PushAttempts = DefaultPushAttempts
+	}
+	return &Writer{o: o, repos: map[string]*mirror{}}
+}
+
+// Result says what a Drain did.
+type Result struct {
+	// Busy means another writer holds the partition's lease; it will see the new events.
+	Busy bool `json:"busy,omitempty"`
+	// Events is the number of stream entries processed (acknowledged or parked).
+	Events int `json:"events"`
+	// Commits is the number of commits pushed.
+	Commits int `json:"commits"`
+	// DeadLettered is the number of events parked in the DLQ.
+	DeadLettered int `json:"deadLettered,omitempty"`
+	// HandedOn means the slice ended with backlog left and a new notification was sent.
+	HandedOn bool `json:"handedOn,omitempty"`
+}
+
+// Drain writes the partition's pending events to Git until it is empty or the slice ends.
+func (w *Writer) Drain(ctx context.Context, p identity.Partition) (Result, error) {
+	deadline := time.Now().Add(w.o.DrainSlice)
+	var total Result
+	for {
+		r, err := w.drainHeld(ctx, p, deadline)
+		total.Events += r.Events
+		total.Commits += r.Commits
+		total.DeadLettered += r.DeadLettered
+		total.Busy = r.Busy
+		if err != nil || r.Busy {
+			return total, err
+		}
+		// Events appended while we released the lease found it held and were answered Busy:
+		// look again, or they would wait for the next notification.
+		backlog, err := w.o.Bus.Backlog(ctx, p.ID)
+		if err != nil || backlog == 0 {
+			return total, err
+		}
+		if time.Now().After(deadline) || r.Events == 0 {
+			if w.o.Notifier != nil {
+				w.o.Notifier.Notify(p)
+			}
+			total.HandedOn = true
+			return total, nil
+		}
+	}
+}
+
+// drainHeld drains under the partition's lease.
+func (w *Writer) drainHeld(ctx context.Context, p identity.Partition, deadline time.Time) (Result, error) {
+	info, ok := w.o.Catalog.Snapshot().Partition(p.ID)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: %s branch %s (%s)", ErrUnknownPartition, p.RepoURL, p.Branch, p.ID)
+	}
+	keys := w.o.Bus.Keys(p.ID)
+	l, err := lease.Acquire(ctx, w.o.Bus.Client(), lease.Keys{Lease: keys.Lease, Epoch: keys.Epoch}, w.o.LeaseTTL)
+	if errors.Is(err, lease.ErrHeld) {
+		return Result{Busy: true}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", bus.ErrUnavailable, err)
+	}
+	defer func() {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			logging.FromContext(ctx).Warnw("Lease release failed; it expires by itself", "error", err)
+		}
+	}()
+	// Work stops as soon as the lease is lost or the request ends.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(l.Context(), func() { cancel(context.Cause(l.Context())) })
+	defer stop()
+	log := logging.FromContext(ctx).With("partition", p.ID, "epoch", l.Epoch)
+	ctx = logging.WithLogger(ctx, log)
+
+	repo, err := w.mirror(ctx, info)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	for time.Now().Before(deadline) {
+		msgs, err := w.o.Bus.Read(ctx, p.ID, w.o.BatchSize)
+		if err != nil || len(msgs) == 0 {
+			return res, err
+		}
+		plan := planBatch(msgs, info.Roots, info.Committer, time.Now())
+		for _, bad := range plan.poison {
+			log.Errorw("Event parked in the DLQ", "stream-id", bad.msg.StreamID, "reason", bad.reason)
+			if err := w.o.Bus.DeadLetter(ctx, p.ID, bad.msg, bad.reason); err != nil {
+				return res, err
+			}
+			res.DeadLettered++
+		}
+		n, err := w.commitAndPush(ctx, repo, plan)
+		if err != nil {
+			return res, err
+		}
+		if err := w.o.Bus.Ack(ctx, p.ID, plan.ids); err != nil {
+			return res, err
+		}
+		res.Events += len(plan.ids)
+		res.Commits += n
+		log.Debugw("Batch written", "events", len(plan.ids), "commits", n, "tip", repo.Head())
+	}
+	return res, nil
+}
+
+// commitAndPush builds the plan's commits on the branch tip and pushes them. When the branch
+// moved meanwhile, it fetches and rebuilds them on the new tip. It returns the number of
+// commits pushed.
+func (w *Writer) commitAndPush(ctx context.Context, repo *gitwrite.Repo, plan plan) (int, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		n := 0
+		for _, req := range plan.commits {
+			_, changed, err := repo.Commit(req)
+			if err != nil {
+				return 0, err
+			}
+			if changed {
+				n++
+			}
+		}
+		// Never push without the lease: a holder that lost it must leave the branch alone.
+		if err := context.Cause(ctx); err != nil {
+			return 0, fmt.Errorf("stopped before push: %w", err)
+		}
+		err := repo.Push(ctx)
+		if err == nil {
+			return n, nil
+		}
+		// Drop the unpushed commits, whatever happened: the next attempt starts from the remote.
+		if ferr := repo.Fetch(ctx); ferr != nil {
+			return 0, errors.Join(err, ferr)
+		}
+		if !errors.Is(err, gitwrite.ErrRemoteMoved) || attempt >= w.o.PushAttempts {
+			return 0, err
+		}
+		logging.FromContext(ctx).Infow("Branch moved under us; rebuilding on the new tip", "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// mirror returns the partition's local mirror, fetched up to date. It is reopened when the
+// credentials changed.
+func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*gitwrite.Repo, error) {
+	w.mu.Lock()
+	m, ok := w.repos[info.ID]
+	w.mu.Unlock()
+	if ok && sameAuth(m.auth, info.Auth) {
+		if err := m.repo.Fetch(ctx); err != nil {
+			return nil, err
+		}
+		return m.repo, nil
+	}
+	repo, err := gitwrite.Open(ctx, gitwrite.Options{
+		URL:     info.RepoURL,
+		Branch:  info.Branch,
+		Auth:    info.Auth,
+		Dir:     filepath.Join(w.o.CacheDir, info.ID),
+		Timeout: w.o.GitTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.repos[info.ID] = &mirror{repo: repo, auth: info.Auth}
+	w.mu.Unlock()
+	return repo, nil
+}
+
+func sameAuth(a, b gitwrite.Auth) bool {
+	return a.Username == b.Username && a.Password == b.Password && a.SSHPassphrase == b.SSHPassphrase &&
+		bytes.Equal(a.SSHPrivateKey, b.SSHPrivateKey) && bytes.Equal(a.KnownHosts, b.KnownHosts)
+}
