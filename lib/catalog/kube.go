@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
@@ -63,7 +64,7 @@ func Watch(ctx context.Context, cfg *rest.Config, resync time.Duration) (*Watche
 	}
 	var synced []cache.InformerSynced
 	for _, r := range resources {
-		inf := factory.ForResource(v1alpha1.SchemeGroupVersion.WithResource(r)).Informer()
+		inf := factory.ForResource(GVR(r)).Informer()
 		if _, err := inf.AddEventHandler(notify); err != nil {
 			return nil, fmt.Errorf("catalog: %w", err)
 		}
@@ -136,4 +137,9 @@ func (w *Watcher) rebuild(ctx context.Context) {
 			logging.FromContext(ctx).Warnw("Configuration problem", "problem", p)
 		}
 	}
+}
+
+// GVR returns the GroupVersionResource of one of the watched resources, e.g. "gittargets".
+func GVR(resource string) schema.GroupVersionResource {
+	return v1alpha1.SchemeGroupVersion.WithResource(resource)
 }

@@ -1,12 +1,14 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -114,6 +116,48 @@ func (c *child) kill() error {
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("%s (pid %d) did not exit 10s after SIGKILL", c.name, c.pid())
 	}
+}
+
+// pause stops the child's process group with SIGSTOP and returns once every thread of
+// the child is stopped. The signal alone is asynchronous: a thread busy on another CPU
+// could still answer a request sent right after kill(2) returned.
+func (c *child) pause() error {
+	if err := c.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !allThreadsStopped(c.pid()) {
+		if c.exited() {
+			return fmt.Errorf("%s exited instead of pausing (%v)", c.name, c.waitErr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s (pid %d) did not stop within 5s of SIGSTOP", c.name, c.pid())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T (stopped), read
+// from /proc/<pid>/task/<tid>/stat.
+func allThreadsStopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, path := range stats {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		// "tid (comm) S ...": comm may hold spaces and parentheses, the state follows
+		// the last ')'.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 || i+2 >= len(data) || data[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // waitReady polls check until it succeeds. It fails early, with the end of the child's

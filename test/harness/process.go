@@ -101,8 +101,9 @@ func (p *Process) Stop() error { return p.c.stop(10 * time.Second) }
 func (p *Process) Kill() error { return p.c.kill() }
 
 // Pause freezes the process with SIGSTOP: it keeps its sockets but answers nothing, like
-// a process stuck in a long GC pause or on a dead disk.
-func (p *Process) Pause() error { return p.c.signal(syscall.SIGSTOP) }
+// a process stuck in a long GC pause or on a dead disk. It returns once the process is
+// stopped.
+func (p *Process) Pause() error { return p.c.pause() }
 
 // Resume continues a paused process with SIGCONT.
 func (p *Process) Resume() error { return p.c.signal(syscall.SIGCONT) }
