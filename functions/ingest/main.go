@@ -5,45 +5,26 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-
-	"knative.dev/pkg/signals"
+	"net/http"
 
 	"github.com/gitops-reverser/gitops-reverser/lib/boot"
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
 	"github.com/gitops-reverser/gitops-reverser/lib/ingest"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
-	"github.com/gitops-reverser/gitops-reverser/lib/serve"
 )
 
 func main() {
-	if err := run(signals.NewContext()); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	var cfg config.Ingest
-	if err := config.Load(&cfg); err != nil {
-		return err
-	}
-	ctx, parts, stop, err := boot.Start(ctx, "ingest", &cfg.Common)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	notifier, err := notify.New(ctx, notify.Options{Sink: cfg.Sink, Source: "/ingest"})
-	if err != nil {
-		return err
-	}
-	h := ingest.New(ingest.Options{
-		Catalog:      parts.Catalog,
-		Bus:          bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, SeenTTL: cfg.SeenTTL, MaxLen: cfg.PartitionMaxLen, Timeout: cfg.Valkey.Timeout}),
-		Notifier:     notifier,
-		MaxBodyBytes: cfg.MaxBodyBytes,
+	boot.Main("ingest", func(ctx context.Context, cfg *config.Ingest, parts *boot.Parts) (http.Handler, error) {
+		notifier, err := notify.New(ctx, notify.Options{Sink: cfg.Sink, Source: "/ingest"})
+		if err != nil {
+			return nil, err
+		}
+		return ingest.New(ingest.Options{
+			Catalog:      parts.Catalog,
+			Bus:          bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, SeenTTL: cfg.SeenTTL, MaxLen: cfg.PartitionMaxLen, Timeout: cfg.Valkey.Timeout}),
+			Notifier:     notifier,
+			MaxBodyBytes: cfg.MaxBodyBytes,
+		}), nil
 	})
-	return serve.Run(ctx, cfg.Common, h)
 }

@@ -1,13 +1,18 @@
-// Package boot starts what every function needs before it can serve: the logger in the
-// context, the configuration catalog, and the Valkey connection. Mains stay wiring only.
+// Package boot runs a function: it reads the configuration, puts the logger in the context,
+// opens the configuration catalog, connects to Valkey, and serves the handler the function
+// builds from them until SIGTERM. Mains stay wiring only.
 package boot
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
 	"knative.dev/pkg/logging"
+	"knative.dev/pkg/signals"
 
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
@@ -24,27 +29,52 @@ type Parts struct {
 	Valkey  valkey.Client
 }
 
-// Start builds the logger (named after the function), opens the catalog and connects to
-// Valkey. The returned stop function releases them.
-func Start(ctx context.Context, name string, c *config.Common) (context.Context, *Parts, func(), error) {
-	log, err := serve.Logger(c.LogLevel)
-	if err != nil {
-		return ctx, nil, nil, err
+// Build makes a function's handler from its configuration and the shared parts.
+type Build[C any] func(ctx context.Context, cfg *C, parts *Parts) (http.Handler, error)
+
+// Main runs the function called name and exits the process: 0 after a clean shutdown,
+// 1 with the error on stderr otherwise.
+func Main[C any, PC interface {
+	*C
+	config.Spec
+}](name string, build Build[C]) {
+	if err := run[C, PC](signals.NewContext(), name, build); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
 	}
-	ctx = logging.WithLogger(ctx, log.Named(name))
-	src, err := catalog.Open(ctx, c.Catalog.File, c.Catalog.Resync)
+}
+
+func run[C any, PC interface {
+	*C
+	config.Spec
+}](ctx context.Context, name string, build Build[C]) error {
+	cfg := PC(new(C))
+	if err := config.Load(cfg); err != nil {
+		return err
+	}
+	common := cfg.Shared()
+	log, err := serve.Logger(common.LogLevel)
 	if err != nil {
-		return ctx, nil, nil, err
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ctx = logging.WithLogger(ctx, log.Named(name))
+
+	src, err := catalog.Open(ctx, common.Catalog.File, common.Catalog.Resync)
+	if err != nil {
+		return err
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, ValkeyWait)
 	defer cancel()
-	client, err := bus.Dial(dialCtx, c.Valkey.Addr, c.Valkey.Username, c.Valkey.Password)
+	client, err := bus.Dial(dialCtx, common.Valkey.Addr, common.Valkey.Username, common.Valkey.Password)
 	if err != nil {
-		return ctx, nil, nil, err
+		return err
 	}
-	stop := func() {
-		client.Close()
-		_ = log.Sync()
+	defer client.Close()
+
+	h, err := build(ctx, (*C)(cfg), &Parts{Catalog: src, Valkey: client})
+	if err != nil {
+		return err
 	}
-	return ctx, &Parts{Catalog: src, Valkey: client}, stop, nil
+	return serve.Run(ctx, *common, h)
 }

@@ -81,9 +81,18 @@ type Writer struct {
 	GitTimeout time.Duration `envconfig:"GIT_TIMEOUT" default:"60s"`
 }
 
+// Spec is a function's configuration: it validates itself and shares the Common settings.
+type Spec interface {
+	Validate() error
+	Shared() *Common
+}
+
+// Shared returns the settings every function has.
+func (c *Common) Shared() *Common { return c }
+
 // Load fills spec (a pointer to one of this package's structs) from the environment and
 // validates it.
-func Load(spec interface{ Validate() error }) error {
+func Load(spec Spec) error {
 	if err := envconfig.Process("", spec); err != nil {
 		var perr *envconfig.ParseError
 		if errors.As(err, &perr) {
