@@ -21,14 +21,15 @@ func main() {
 			return nil, err
 		}
 		return writer.New(writer.Options{
-			Catalog:    parts.Catalog,
-			Bus:        bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, Timeout: cfg.Valkey.Timeout}),
-			Notifier:   notifier,
-			CacheDir:   cfg.CacheDir,
-			LeaseTTL:   cfg.LeaseTTL,
-			BatchSize:  cfg.BatchSize,
-			DrainSlice: cfg.DrainSlice,
-			GitTimeout: cfg.GitTimeout,
+			Catalog:       parts.Catalog,
+			Bus:           bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, Timeout: cfg.Valkey.Timeout}),
+			Notifier:      notifier,
+			CacheDir:      cfg.CacheDir,
+			LeaseTTL:      cfg.LeaseTTL,
+			BatchSize:     cfg.BatchSize,
+			DrainSlice:    cfg.DrainSlice,
+			GitTimeout:    cfg.GitTimeout,
+			MaxDeliveries: cfg.MaxDeliveries,
 		}).Handler(), nil
 	})
 }

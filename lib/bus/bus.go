@@ -104,16 +104,49 @@ type Message struct {
 	// StreamID is the entry's id in the stream, used to acknowledge it.
 	StreamID string
 	Payload  []byte
+	// Deliveries counts how often the entry was read, this time included.
+	Deliveries int64
 }
 
 // Read returns up to count entries of the partition: the unacknowledged ones first, then new
 // ones. An empty result means the partition is drained.
 func (b *Bus) Read(ctx context.Context, partitionID string, count int) ([]Message, error) {
 	msgs, err := b.read(ctx, partitionID, "0", count)
-	if err != nil || len(msgs) > 0 {
-		return msgs, err
+	if err != nil {
+		return nil, err
 	}
-	return b.read(ctx, partitionID, ">", count)
+	if len(msgs) > 0 {
+		return msgs, b.deliveries(ctx, partitionID, msgs)
+	}
+	msgs, err = b.read(ctx, partitionID, ">", count)
+	for i := range msgs {
+		msgs[i].Deliveries = 1
+	}
+	return msgs, err
+}
+
+// deliveries fills in the delivery counts of redelivered messages.
+func (b *Bus) deliveries(ctx context.Context, partitionID string, msgs []Message) error {
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	stream := b.Keys(partitionID).Stream
+	res, err := b.c.Do(ctx, b.c.B().Xpending().Key(stream).Group(group).Start(msgs[0].StreamID).End(msgs[len(msgs)-1].StreamID).Count(int64(len(msgs))).Build()).ToArray()
+	if err != nil {
+		return classify("pending", err)
+	}
+	counts := make(map[string]int64, len(res))
+	for _, r := range res {
+		e, err := r.ToArray()
+		if err != nil || len(e) < 4 {
+			continue
+		}
+		id, _ := e[0].ToString()
+		counts[id], _ = e[3].AsInt64()
+	}
+	for i := range msgs {
+		msgs[i].Deliveries = max(counts[msgs[i].StreamID], 1)
+	}
+	return nil
 }
 
 func (b *Bus) read(ctx context.Context, partitionID, from string, count int) ([]Message, error) {
@@ -159,30 +192,56 @@ func (b *Bus) createGroup(ctx context.Context, stream string) error {
 	return nil
 }
 
-// Ack acknowledges processed entries, given in stream order, and trims them away.
-func (b *Bus) Ack(ctx context.Context, partitionID string, streamIDs []string) error {
+// Ack records the newest resourceVersion written per object (versions may be nil),
+// acknowledges processed entries and trims what no reader needs any more, atomically.
+func (b *Bus) Ack(ctx context.Context, partitionID string, streamIDs []string, versions map[string]string) error {
 	if len(streamIDs) == 0 {
 		return nil
 	}
-	threshold, err := next(streamIDs[len(streamIDs)-1])
-	if err != nil {
-		return err
+	args := make([]string, 0, 2+2*len(versions)+len(streamIDs))
+	args = append(args, group, strconv.Itoa(len(versions)))
+	for obj, v := range versions {
+		args = append(args, obj, v)
 	}
-	args := append([]string{group, threshold}, streamIDs...)
+	args = append(args, streamIDs...)
+	k := b.Keys(partitionID)
 	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	defer cancel()
-	if err := ackScript.Exec(ctx, b.c, []string{b.Keys(partitionID).Stream}, args).Error(); err != nil {
+	if err := ackScript.Exec(ctx, b.c, []string{k.Stream, k.Versions}, args).Error(); err != nil {
 		return classify("ack", err)
 	}
 	return nil
 }
 
-// DeadLetter moves a message to the partition's DLQ with the reason, and acknowledges it.
-func (b *Bus) DeadLetter(ctx context.Context, partitionID string, m Message, reason string) error {
+// Versions returns the newest resourceVersion written to Git of each given object that has
+// one.
+func (b *Bus) Versions(ctx context.Context, partitionID string, objects []string) (map[string]string, error) {
+	out := make(map[string]string, len(objects))
+	if len(objects) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	vals, err := b.c.Do(ctx, b.c.B().Hmget().Key(b.Keys(partitionID).Versions).Field(objects...).Build()).ToArray()
+	if err != nil {
+		return nil, classify("versions", err)
+	}
+	for i, v := range vals {
+		if s, err := v.ToString(); err == nil {
+			out[objects[i]] = s
+		}
+	}
+	return out, nil
+}
+
+// DeadLetter moves a message to the partition's DLQ with the reason and the cluster it came
+// from, and acknowledges it, atomically.
+func (b *Bus) DeadLetter(ctx context.Context, partitionID string, m Message, reason, cluster string) error {
 	k := b.Keys(partitionID)
 	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	defer cancel()
-	err := deadLetterScript.Exec(ctx, b.c, []string{k.Stream, k.DLQ}, []string{group, m.StreamID, string(m.Payload), reason}).Error()
+	args := []string{group, m.StreamID, string(m.Payload), reason, cluster, strconv.FormatInt(m.Deliveries, 10)}
+	err := deadLetterScript.Exec(ctx, b.c, []string{k.Stream, k.DLQ}, args).Error()
 	if err != nil {
 		return classify("dead-letter", err)
 	}
@@ -199,7 +258,8 @@ func (b *Bus) DeadLetters(ctx context.Context, partitionID string) ([]DeadLetter
 	}
 	out := make([]DeadLetter, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, DeadLetter{StreamID: e.ID, Payload: []byte(e.FieldValues[field]), Reason: e.FieldValues["reason"]})
+		attempts, _ := strconv.ParseInt(e.FieldValues["attempts"], 10, 64)
+		out = append(out, DeadLetter{StreamID: e.ID, Payload: []byte(e.FieldValues[field]), Reason: e.FieldValues["reason"], Cluster: e.FieldValues["cluster"], Attempts: attempts})
 	}
 	return out, nil
 }
@@ -209,6 +269,8 @@ type DeadLetter struct {
 	StreamID string
 	Payload  []byte
 	Reason   string
+	Cluster  string
+	Attempts int64
 }
 
 // Backlog returns the number of entries in the partition's stream not yet trimmed.
@@ -232,16 +294,6 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return nil
 }
 
-// next returns the stream id just above id ("5-1" -> "5-2").
-func next(id string) (string, error) {
-	ms, seq, ok := strings.Cut(id, "-")
-	n, err := strconv.ParseUint(seq, 10, 64)
-	if !ok || err != nil {
-		return "", fmt.Errorf("bus: malformed stream id %q", id)
-	}
-	return ms + "-" + strconv.FormatUint(n+1, 10), nil
-}
-
 // classify maps a raw valkey error onto this package's sentinels. It must see the raw error:
 // valkey's predicates do not look through wrapping.
 func classify(op string, err error) error {
@@ -262,10 +314,12 @@ func classify(op string, err error) error {
 }
 
 // Dial connects to Valkey, retrying until ctx is done, so a function started before Valkey
-// is reachable waits for it instead of crash-looping.
+// is reachable waits for it instead of crash-looping. addr is host:port, or a comma-separated
+// list of a Valkey Cluster's nodes (a single node of a cluster works too: the client
+// discovers the others).
 func Dial(ctx context.Context, addr, username, password string) (valkey.Client, error) {
 	opt := valkey.ClientOption{
-		InitAddress:  []string{addr},
+		InitAddress:  strings.Split(addr, ","),
 		Username:     username,
 		Password:     password,
 		DisableCache: true, // no client-side caching: every read must see the server's state

@@ -11,7 +11,7 @@
 //     reply was lost can simply be retried.
 //   - Read returns this partition's unacknowledged entries first, then new ones, so a writer
 //     that took over after a crash redoes exactly the unacknowledged work, in order.
-//   - Ack trims what was acknowledged, so a stream holds only pending work.
+//   - Ack and DeadLetter trim what was acknowledged, so a stream holds only pending work.
 //
 // Raw valkey errors are classified before they are wrapped: ErrUnavailable means "try again
 // later" (answer 503), ErrFull means "slow down" (answer 429).

@@ -13,22 +13,24 @@ const field = "ce"
 
 // Keys are the Valkey keys of one partition. They share the hash tag {id}.
 type Keys struct {
-	Stream string // the pending changes
-	DLQ    string // changes that failed too often, with the reason
-	Lease  string // who is writing the partition now
-	Epoch  string // incremented on every lease grant: the fencing token
-	seen   string // prefix of the per-event dedupe keys
+	Stream   string // the pending changes
+	DLQ      string // changes that failed too often, with the reason
+	Lease    string // who is writing the partition now
+	Epoch    string // incremented on every lease grant: the fencing token
+	Versions string // hash: object -> newest resourceVersion written to Git
+	seen     string // prefix of the per-event dedupe keys
 }
 
 // KeysOf returns the keys of a partition under a key prefix.
 func KeysOf(prefix, partitionID string) Keys {
 	base := prefix + ":{" + partitionID + "}:"
 	return Keys{
-		Stream: base + "events",
-		DLQ:    base + "dlq",
-		Lease:  base + "lease",
-		Epoch:  base + "epoch",
-		seen:   base + "seen:",
+		Stream:   base + "events",
+		DLQ:      base + "dlq",
+		Lease:    base + "lease",
+		Epoch:    base + "epoch",
+		Versions: base + "versions",
+		seen:     base + "seen:",
 	}
 }
 

@@ -20,24 +20,50 @@ end
 return added
 `)
 
-// ackScript acknowledges entries and, when nothing else is pending, trims the stream up to the
-// newest acknowledged id. KEYS[1] = stream; ARGV[1] = group, ARGV[2] = trim threshold (the
-// id just above the newest acknowledged one), ARGV[3..] = ids.
-var ackScript = valkey.NewLuaScript(`
-local ids = {}
-for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
-local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-if pending[1] == 0 then
-  redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+// trimLua defines trim(stream, group): drop every entry that is acknowledged and below all
+// unacknowledged work. Entries are delivered in order, so everything below the oldest pending
+// entry is acknowledged; with nothing pending, everything up to the last delivered entry is.
+// Unread entries are never dropped.
+const trimLua = `
+local function trim(stream, group)
+  local pending = redis.call('XPENDING', stream, group)
+  if pending[1] > 0 then
+    redis.call('XTRIM', stream, 'MINID', pending[2])
+    return
+  end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local name, last
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then last = g[i + 1] end
+    end
+    if name == group and last then
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      redis.call('XTRIM', stream, 'MINID', ms .. '-' .. (tonumber(seq) + 1))
+    end
+  end
 end
+`
+
+// ackScript records the object versions just written, acknowledges entries and trims.
+// KEYS[1] = stream, KEYS[2] = versions; ARGV[1] = group, ARGV[2] = number of version pairs n,
+// ARGV[3..2+2n] = object, version pairs, then the ids.
+var ackScript = valkey.NewLuaScript(trimLua + `
+local n = tonumber(ARGV[2])
+for i = 3, 2 + 2 * n, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local ids = {}
+for i = 3 + 2 * n, #ARGV do ids[#ids + 1] = ARGV[i] end
+local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+trim(KEYS[1], ARGV[1])
 return acked
 `)
 
-// deadLetterScript moves one entry to the DLQ stream and acknowledges it, atomically.
+// deadLetterScript moves one entry to the DLQ stream, acknowledges it and trims, atomically.
 // KEYS[1] = stream, KEYS[2] = dlq; ARGV[1] = group, ARGV[2] = id, ARGV[3] = payload,
-// ARGV[4] = reason.
-var deadLetterScript = valkey.NewLuaScript(`
-redis.call('XADD', KEYS[2], '*', 'ce', ARGV[3], 'reason', ARGV[4], 'id', ARGV[2])
-return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+// ARGV[4] = reason, ARGV[5] = cluster, ARGV[6] = attempts.
+var deadLetterScript = valkey.NewLuaScript(trimLua + `
+redis.call('XADD', KEYS[2], '*', 'ce', ARGV[3], 'reason', ARGV[4], 'id', ARGV[2], 'cluster', ARGV[5], 'attempts', ARGV[6])
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+trim(KEYS[1], ARGV[1])
+return acked
 `)

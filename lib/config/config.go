@@ -79,6 +79,9 @@ type Writer struct {
 	DrainSlice time.Duration `envconfig:"DRAIN_SLICE" default:"60s"`
 	// GIT_TIMEOUT: deadline of each fetch or push. Default 60s.
 	GitTimeout time.Duration `envconfig:"GIT_TIMEOUT" default:"60s"`
+	// MAX_DELIVERIES: how often an event that cannot be written is tried before it is parked
+	// in the partition's DLQ. Default 5.
+	MaxDeliveries int64 `envconfig:"MAX_DELIVERIES" default:"5"`
 }
 
 // Spec is a function's configuration: it validates itself and shares the Common settings.
@@ -146,6 +149,9 @@ func (c *Writer) Validate() error {
 	}
 	if c.BatchSize <= 0 {
 		errs = append(errs, errors.New("BATCH_SIZE must be positive"))
+	}
+	if c.MaxDeliveries <= 0 {
+		errs = append(errs, errors.New("MAX_DELIVERIES must be positive"))
 	}
 	if c.DrainSlice <= 0 || c.GitTimeout <= 0 {
 		errs = append(errs, errors.New("DRAIN_SLICE and GIT_TIMEOUT must be positive"))

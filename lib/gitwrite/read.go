@@ -141,3 +141,25 @@ func findEntry(t *object.Tree, name string) (object.TreeEntry, bool) {
 func isBlob(m filemode.FileMode) bool {
 	return m == filemode.Regular || m == filemode.Executable || m == filemode.Symlink || m == filemode.Deprecated
 }
+
+// History calls fn with the hash and message of the commits reachable from Head, newest
+// first, following first parents, until fn returns false, stop is reached, or max commits
+// were visited. It reads commit objects only, never trees.
+func (r *Repo) History(stop plumbing.Hash, max int, fn func(h plumbing.Hash, message string) bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for h, n := r.head, 0; !h.IsZero() && h != stop && n < max; n++ {
+		c, err := object.GetCommit(r.st, h)
+		if err != nil {
+			return fmt.Errorf("gitwrite: read commit %s: %w", h, err)
+		}
+		if !fn(h, c.Message) {
+			return nil
+		}
+		if len(c.ParentHashes) == 0 {
+			return nil
+		}
+		h = c.ParentHashes[0]
+	}
+	return nil
+}

@@ -517,3 +517,33 @@ func TestInvalidOptions(t *testing.T) {
 		t.Fatalf("Validate: %v, Timeout %v", err, o.Timeout)
 	}
 }
+
+func TestHistoryWalksFirstParentsFromHead(t *testing.T) {
+	bare := newBare(t)
+	seed(t, bare)
+	r := openFile(t, bare)
+	var want []string
+	for i := 0; i < 3; i++ {
+		h, _ := commit(t, r, fmt.Sprintf("change %d", i), Change{Path: "d/f.yaml", Content: []byte(fmt.Sprint(i))})
+		want = append([]string{h}, want...)
+	}
+	if err := r.Push(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := r.History(plumbing.ZeroHash, 3, func(h plumbing.Hash, msg string) bool {
+		got = append(got, h.String())
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("History = %v, want %v (newest first, max 3)", got, want)
+	}
+	stop := plumbing.NewHash(want[1])
+	got = nil
+	_ = r.History(stop, 100, func(h plumbing.Hash, msg string) bool { got = append(got, msg); return true })
+	if len(got) != 1 || !strings.HasPrefix(got[0], "change 2") {
+		t.Errorf("History until %s = %q, want only the newest commit", stop, got)
+	}
+}

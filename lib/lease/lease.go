@@ -72,6 +72,9 @@ type Lease struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	once   sync.Once
+
+	mu        sync.Mutex
+	confirmed time.Time // when Valkey last confirmed this holder (monotonic clock)
 }
 
 // Acquire takes the lease for ttl and renews it every ttl/3 until Release or loss. It returns
@@ -81,6 +84,7 @@ func Acquire(ctx context.Context, c valkey.Client, keys Keys, ttl time.Duration)
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now() // the TTL runs from before the request, to be safe
 	epoch, err := acquireScript.Exec(ctx, c, []string{keys.Lease, keys.Epoch}, []string{token, ms(ttl)}).AsInt64()
 	if valkey.IsValkeyNil(err) {
 		return nil, ErrHeld
@@ -90,13 +94,38 @@ func Acquire(ctx context.Context, c valkey.Client, keys Keys, ttl time.Duration)
 	}
 	// The lease outlives the request that took it only as long as the holder renews it.
 	lctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	l := &Lease{Token: token, Epoch: epoch, c: c, keys: keys, ttl: ttl, ctx: lctx, cancel: cancel, done: make(chan struct{})}
+	l := &Lease{Token: token, Epoch: epoch, c: c, keys: keys, ttl: ttl, ctx: lctx, cancel: cancel, done: make(chan struct{}), confirmed: start}
 	go l.renew()
 	return l, nil
 }
 
 // Context is canceled, with cause ErrLost, when the lease is lost, and when it is released.
 func (l *Lease) Context() context.Context { return l.ctx }
+
+// Check confirms, just before an irreversible step such as a push, that the lease is still
+// held: the last renewal is younger than the TTL (a holder that was paused, e.g. by SIGSTOP,
+// finds out here before its renewer does) and the key still holds this holder's token.
+func (l *Lease) Check(ctx context.Context) error {
+	if err := context.Cause(l.ctx); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	age := time.Since(l.confirmed)
+	l.mu.Unlock()
+	if age >= l.ttl {
+		l.cancel(ErrLost)
+		return fmt.Errorf("%w: last renewed %s ago, TTL %s", ErrLost, age.Round(time.Millisecond), l.ttl)
+	}
+	holder, err := l.c.Do(ctx, l.c.B().Get().Key(l.keys.Lease).Build()).ToString()
+	if err != nil && !valkey.IsValkeyNil(err) {
+		return fmt.Errorf("lease check: %w", err)
+	}
+	if holder != l.Token {
+		l.cancel(ErrLost)
+		return ErrLost
+	}
+	return nil
+}
 
 // Release stops renewing and deletes the lease if this holder still has it.
 func (l *Lease) Release(ctx context.Context) error {
@@ -113,30 +142,39 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 // renew extends the lease every ttl/3. A renewal that finds another token ends the lease at
-// once; renewals that fail to reach Valkey end it when the TTL since the last confirmed one
-// has passed, since by then the key may have expired and been taken.
+// once; so does any renewal attempted a TTL or more after the last confirmed one (Valkey was
+// unreachable, or this process was paused), since by then the key may have been taken.
 func (l *Lease) renew() {
 	defer close(l.done)
 	tick := time.NewTicker(l.ttl / 3)
 	defer tick.Stop()
-	confirmed := time.Now()
 	for {
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-tick.C:
 		}
+		sent := time.Now()
 		ctx, cancel := context.WithTimeout(l.ctx, l.ttl/3)
 		ok, err := renewScript.Exec(ctx, l.c, []string{l.keys.Lease}, []string{l.Token, ms(l.ttl)}).AsInt64()
 		cancel()
+		l.mu.Lock()
+		confirmed := l.confirmed
+		l.mu.Unlock()
 		switch {
-		case err == nil && ok == 1:
-			confirmed = time.Now()
-		case err == nil:
-			l.cancel(ErrLost)
-			return
 		case time.Since(confirmed) >= l.ttl:
-			l.cancel(fmt.Errorf("%w: %v", ErrLost, err))
+			// Paused or cut off past the TTL: the key may have expired and been taken, so
+			// even a renewal that succeeded now could follow another holder's tenure.
+			l.cancel(fmt.Errorf("%w: not renewed for %s (last error: %v)", ErrLost, time.Since(confirmed).Round(time.Millisecond), err))
+			return
+		case err != nil:
+			// Valkey unreachable for now: try again at the next tick, within the TTL.
+		case ok == 1:
+			l.mu.Lock()
+			l.confirmed = sent
+			l.mu.Unlock()
+		default:
+			l.cancel(ErrLost)
 			return
 		}
 	}

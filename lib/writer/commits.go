@@ -1,9 +1,11 @@
 package writer
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,24 +18,65 @@ import (
 )
 
 // Commit trailers. Every commit can be traced back to its cluster, audit ids and events from
-// Git alone.
+// Git alone; Event-Id is also how a writer recognises events it already pushed.
 const (
 	TrailerCluster        = "Cluster-Id"
 	TrailerAuditID        = "Audit-Id"
 	TrailerEventID        = "Event-Id"
 	TrailerImpersonatedBy = "Impersonated-By"
+	TrailerWriterEpoch    = "Writer-Epoch"
 )
 
-// plan is what one batch becomes: commits to make, and messages to park.
+// decoded is a stream message and the change it holds (nil when it does not decode).
+type decoded struct {
+	msg    bus.Message
+	change *change.Change
+	err    error
+}
+
+func decode(msgs []bus.Message) []decoded {
+	out := make([]decoded, len(msgs))
+	for i, m := range msgs {
+		out[i].msg = m
+		if m.Payload != nil {
+			out[i].change, out[i].err = change.Unmarshal(m.Payload)
+		}
+	}
+	return out
+}
+
+// versionKey names an object within a target, for the versions already written.
+func versionKey(c *change.Change) string { return c.Target.String() + "|" + c.Key.String() }
+
+// batchState is what planning a batch needs besides its messages.
+type batchState struct {
+	roots         []string // folders the partition's targets own
+	committer     v1alpha1.Identity
+	epoch         int64 // the lease epoch, recorded in each commit
+	now           time.Time
+	maxDeliveries int64
+	applied       func(eventID string) bool // already in a commit on the branch
+	versions      map[string]string         // versionKey -> newest resourceVersion in Git
+}
+
+// plan is what one batch becomes.
 type plan struct {
 	commits []gitwrite.CommitRequest
-	poison  []poisoned
-	ids     []string // every stream id of the batch, in order
+	// poison are messages that failed maxDeliveries times: parked in the DLQ.
+	poison []poisoned
+	// ack are the stream ids to acknowledge once the commits are pushed: everything but the
+	// failures still under their delivery limit, which are left to be read again.
+	ack []string
+	// versions are the newest resourceVersions this batch writes, to record with the ack.
+	versions map[string]string
+	// skipped counts changes already in Git or older than what is.
+	skipped int
 }
 
 type poisoned struct {
-	msg    bus.Message
-	reason string
+	msg     bus.Message
+	reason  string
+	cluster string
 }
 
 // group is a run of consecutive changes by one user from one cluster.
@@ -44,25 +87,43 @@ type group struct {
 	files   []gitwrite.Change
 }
 
-// planBatch turns a batch of stream messages into commits. roots are the folders the
-// partition's targets own; committer is the GitProvider's identity.
-func planBatch(msgs []bus.Message, roots []string, committer v1alpha1.Identity, now time.Time) plan {
-	var p plan
+// planBatch turns a batch into commits, in stream order. A change is skipped when its event
+// id is already in Git (redelivered after a push whose ack was lost) or when its object is
+// already in Git at a newer resourceVersion (events of one object queued out of order).
+func planBatch(batch []decoded, st batchState) plan {
+	p := plan{versions: map[string]string{}}
 	var groups []*group
-	for _, m := range msgs {
-		p.ids = append(p.ids, m.StreamID)
-		if m.Payload == nil {
-			continue // trimmed before it was acknowledged: already written
+	newest := func(k string) string {
+		if v, ok := p.versions[k]; ok {
+			return v
 		}
-		c, err := change.Unmarshal(m.Payload)
-		if err != nil {
-			p.poison = append(p.poison, poisoned{m, err.Error()})
+		return st.versions[k]
+	}
+	for _, d := range batch {
+		c := d.change
+		if d.msg.Payload == nil {
+			p.ack = append(p.ack, d.msg.StreamID) // trimmed before it was acknowledged: written
 			continue
 		}
-		file, err := fileChange(c, roots)
+		var file gitwrite.Change
+		err := d.err
+		if err == nil {
+			if st.applied(c.ID) || older(c.ResourceVersion, newest(versionKey(c))) {
+				p.ack = append(p.ack, d.msg.StreamID)
+				p.skipped++
+				continue
+			}
+			file, err = fileChange(c, st.roots)
+		}
 		if err != nil {
-			p.poison = append(p.poison, poisoned{m, err.Error()})
-			continue
+			if d.msg.Deliveries >= st.maxDeliveries {
+				p.poison = append(p.poison, poisoned{msg: d.msg, reason: err.Error(), cluster: clusterOf(d)})
+			}
+			continue // under the limit: not acknowledged, so read again
+		}
+		p.ack = append(p.ack, d.msg.StreamID)
+		if c.ResourceVersion != "" {
+			p.versions[versionKey(c)] = c.ResourceVersion
 		}
 		last := len(groups) - 1
 		if last < 0 || groups[last].actor != c.Actor || groups[last].cluster != c.Key.Cluster {
@@ -73,9 +134,30 @@ func planBatch(msgs []bus.Message, roots []string, committer v1alpha1.Identity, 
 		groups[last].files = append(groups[last].files, file)
 	}
 	for _, g := range groups {
-		p.commits = append(p.commits, g.request(committer, now))
+		p.commits = append(p.commits, g.request(st))
 	}
 	return p
+}
+
+// older reports whether resourceVersion v is older than w. resourceVersions are opaque to
+// clients, but in every apiserver backed by etcd they are increasing integers; anything else
+// is never judged older, so it is written in stream order.
+func older(v, w string) bool {
+	a, errA := strconv.ParseUint(v, 10, 64)
+	b, errB := strconv.ParseUint(w, 10, 64)
+	return errA == nil && errB == nil && a < b
+}
+
+// clusterOf is the cluster a message came from, as far as it can be told.
+func clusterOf(d decoded) string {
+	if d.change != nil {
+		return d.change.Key.Cluster
+	}
+	var head struct {
+		Source string `json:"source"`
+	}
+	_ = json.Unmarshal(d.msg.Payload, &head)
+	return strings.TrimPrefix(head.Source, "/clusters/")
 }
 
 // fileChange renders a change into the file it writes or deletes.
@@ -107,21 +189,21 @@ func inside(p string, roots []string) bool {
 	return false
 }
 
-func (g *group) request(committer v1alpha1.Identity, now time.Time) gitwrite.CommitRequest {
+func (g *group) request(st batchState) gitwrite.CommitRequest {
 	when := g.changes[len(g.changes)-1].Time
 	if when.IsZero() {
-		when = now
+		when = st.now
 	}
 	return gitwrite.CommitRequest{
 		Author:    gitwrite.Signature{Name: g.actor.Username, Email: Email(g.actor.Username, g.cluster), When: when},
-		Committer: gitwrite.Signature{Name: committer.Name, Email: committer.Email, When: now},
-		Message:   g.message(),
+		Committer: gitwrite.Signature{Name: st.committer.Name, Email: st.committer.Email, When: st.now},
+		Message:   g.message(st.epoch),
 		Changes:   g.files,
 	}
 }
 
 // message is a summary line, a list of the changes when there are several, and trailers.
-func (g *group) message() string {
+func (g *group) message(epoch int64) string {
 	var b strings.Builder
 	if len(g.changes) == 1 {
 		fmt.Fprintf(&b, "%s (%s)\n", describe(g.changes[0]), g.cluster)
@@ -145,6 +227,7 @@ func (g *group) message() string {
 	for _, c := range g.changes {
 		fmt.Fprintf(&b, "%s: %s\n", TrailerEventID, c.ID)
 	}
+	fmt.Fprintf(&b, "%s: %d\n", TrailerWriterEpoch, epoch)
 	return b.String()
 }
 

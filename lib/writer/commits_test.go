@@ -39,6 +39,14 @@ func msgIn(t *testing.T, streamID, user, namespace, name string, op change.Op) b
 	return bus.Message{StreamID: streamID, Payload: b}
 }
 
+// state is a batchState for tests: nothing applied, no versions known, park at once.
+func state(roots ...string) batchState {
+	return batchState{
+		roots: roots, committer: committer, epoch: 7, now: time.Now(), maxDeliveries: 1,
+		applied: func(string) bool { return false }, versions: map[string]string{},
+	}
+}
+
 func TestPlanBatchGroupsConsecutiveChangesByUser(t *testing.T) {
 	msgs := []bus.Message{
 		msg(t, "1-0", "alice", "a", change.OpUpsert),
@@ -46,12 +54,12 @@ func TestPlanBatchGroupsConsecutiveChangesByUser(t *testing.T) {
 		msg(t, "3-0", "bob", "a", change.OpDelete),
 		msg(t, "4-0", "alice", "c", change.OpUpsert),
 	}
-	p := planBatch(msgs, []string{"clusters/prod"}, committer, time.Now())
+	p := planBatch(decode(msgs), state("clusters/prod"))
 	if len(p.poison) != 0 {
-		t.Fatalf("poison: %v", p.poison)
+		t.Fatalf("poison: %v", reasons(p.poison))
 	}
-	if got := strings.Join(p.ids, ","); got != "1-0,2-0,3-0,4-0" {
-		t.Errorf("ids = %s", got)
+	if got := strings.Join(p.ack, ","); got != "1-0,2-0,3-0,4-0" {
+		t.Errorf("ack = %s", got)
 	}
 	var authors []string
 	for _, c := range p.commits {
@@ -64,7 +72,8 @@ func TestPlanBatchGroupsConsecutiveChangesByUser(t *testing.T) {
 	if len(first.Changes) != 2 || first.Committer.Name != "Bot" || first.Author.Email != "alice@prod" {
 		t.Errorf("first commit = %+v", first)
 	}
-	if !strings.HasPrefix(first.Message, "2 changes by alice (prod)\n") || strings.Count(first.Message, TrailerEventID+": ") != 2 || !strings.Contains(first.Message, TrailerCluster+": prod") {
+	if !strings.HasPrefix(first.Message, "2 changes by alice (prod)\n") || strings.Count(first.Message, TrailerEventID+": ") != 2 ||
+		!strings.Contains(first.Message, TrailerCluster+": prod") || !strings.Contains(first.Message, TrailerWriterEpoch+": 7") {
 		t.Errorf("first message:\n%s", first.Message)
 	}
 	if del := p.commits[1]; !del.Changes[0].Delete || !strings.HasPrefix(del.Message, "update configmaps apps/a (prod)\n") {
@@ -72,6 +81,37 @@ func TestPlanBatchGroupsConsecutiveChangesByUser(t *testing.T) {
 	}
 	if !strings.Contains(string(first.Changes[0].Content), "kind: ConfigMap") {
 		t.Errorf("content not rendered: %s", first.Changes[0].Content)
+	}
+}
+
+func TestPlanBatchSkipsWhatGitAlreadyHas(t *testing.T) {
+	withRV := func(m bus.Message, rv string) bus.Message {
+		c, err := change.Unmarshal(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ResourceVersion = rv
+		b, _ := c.Marshal()
+		return bus.Message{StreamID: m.StreamID, Payload: b, Deliveries: 1}
+	}
+	a5 := withRV(msg(t, "1-0", "alice", "a", change.OpUpsert), "5")
+	a3 := withRV(msg(t, "2-0", "alice", "a", change.OpUpsert), "3") // queued after a newer one
+	b9 := withRV(msg(t, "3-0", "alice", "b", change.OpUpsert), "9")
+	c1 := withRV(msg(t, "4-0", "alice", "c", change.OpUpsert), "1")
+	batch := decode([]bus.Message{a5, a3, b9, c1})
+
+	st := state("clusters/prod")
+	st.applied = func(id string) bool { return id == batch[3].change.ID } // c1 pushed, ack lost
+	st.versions = map[string]string{versionKey(batch[2].change): "10"}    // b is in Git at 10
+	p := planBatch(batch, st)
+	if p.skipped != 3 || len(p.commits) != 1 || len(p.commits[0].Changes) != 1 {
+		t.Fatalf("skipped %d, commits %+v; want only a@5 written", p.skipped, p.commits)
+	}
+	if strings.Join(p.ack, ",") != "1-0,2-0,3-0,4-0" {
+		t.Errorf("ack = %v: skipped events are acknowledged too", p.ack)
+	}
+	if got := p.versions[versionKey(batch[0].change)]; got != "5" || len(p.versions) != 1 {
+		t.Errorf("versions = %v, want only a -> 5", p.versions)
 	}
 }
 
@@ -83,25 +123,47 @@ func TestPlanBatchParksWhatCannotBeWritten(t *testing.T) {
 		roots  []string
 		reason string
 	}{
-		{"undecodable", bus.Message{StreamID: "2-0", Payload: []byte("{garbage")}, []string{"clusters/prod"}, "invalid change event"},
+		{"undecodable", bus.Message{StreamID: "2-0", Payload: []byte(`{"source":"/clusters/prod"}`)}, []string{"clusters/prod"}, "invalid change event"},
 		{"outside the target folders", msgIn(t, "2-0", "alice", "other", "x", change.OpUpsert), []string{"clusters/prod/apps", "elsewhere"}, "outside the folders"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := planBatch([]bus.Message{good, tt.bad}, tt.roots, committer, time.Now())
-			if len(p.poison) != 1 || p.poison[0].msg.StreamID != "2-0" || !strings.Contains(p.poison[0].reason, tt.reason) {
-				t.Fatalf("poison = %v, want stream id 2-0 with %q", reasons(p.poison), tt.reason)
-			}
-			if len(p.commits) != 1 {
-				t.Errorf("the good message must still be committed: %d commits", len(p.commits))
-			}
-			if strings.Join(p.ids, ",") != "1-0,2-0" {
-				t.Errorf("ids = %v: a parked message is acknowledged with its batch", p.ids)
+			st := state(tt.roots...)
+			st.maxDeliveries = 3
+			for deliveries := int64(1); deliveries <= 3; deliveries++ {
+				tt.bad.Deliveries = deliveries
+				p := planBatch(decode([]bus.Message{good, tt.bad}), st)
+				if len(p.commits) != 1 {
+					t.Errorf("delivery %d: the good message must still be committed: %d commits", deliveries, len(p.commits))
+				}
+				if deliveries < 3 {
+					if len(p.poison) != 0 || strings.Join(p.ack, ",") != "1-0" {
+						t.Errorf("delivery %d: poison %v, ack %v; want it left pending to be tried again", deliveries, reasons(p.poison), p.ack)
+					}
+					continue
+				}
+				if len(p.poison) != 1 || p.poison[0].msg.StreamID != "2-0" || !strings.Contains(p.poison[0].reason, tt.reason) || p.poison[0].cluster != "prod" {
+					t.Fatalf("poison = %v (cluster %q), want stream id 2-0 from prod with %q", reasons(p.poison), p.poison[0].cluster, tt.reason)
+				}
 			}
 		})
 	}
-	if p := planBatch([]bus.Message{{StreamID: "9-0"}}, nil, committer, time.Now()); len(p.commits) != 0 || len(p.poison) != 0 || len(p.ids) != 1 {
+	if p := planBatch(decode([]bus.Message{{StreamID: "9-0"}}), state()); len(p.commits) != 0 || len(p.poison) != 0 || len(p.ack) != 1 {
 		t.Errorf("a trimmed entry must only be acknowledged: %+v", p)
+	}
+}
+
+func TestOlder(t *testing.T) {
+	tests := []struct {
+		v, w string
+		want bool
+	}{
+		{"3", "5", true}, {"5", "5", false}, {"10", "9", false}, {"", "5", false}, {"5", "", false}, {"abc", "5", false},
+	}
+	for _, tt := range tests {
+		if got := older(tt.v, tt.w); got != tt.want {
+			t.Errorf("older(%q, %q) = %v, want %v", tt.v, tt.w, got, tt.want)
+		}
 	}
 }
 

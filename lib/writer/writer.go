@@ -21,11 +21,12 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultLeaseTTL     = 15 * time.Second
-	DefaultBatchSize    = 500
-	DefaultDrainSlice   = 60 * time.Second
-	DefaultGitTimeout   = 60 * time.Second
-	DefaultPushAttempts = 5
+	DefaultLeaseTTL      = 15 * time.Second
+	DefaultBatchSize     = 500
+	DefaultDrainSlice    = 60 * time.Second
+	DefaultGitTimeout    = 60 * time.Second
+	DefaultPushAttempts  = 5
+	DefaultMaxDeliveries = 5
 )
 
 // ErrUnknownPartition means no GitTarget routes to the partition (any more).
@@ -50,6 +51,9 @@ type Options struct {
 	// PushAttempts is how often a push rejected because the branch moved is rebuilt on the
 	// new tip and retried. Default 5.
 	PushAttempts int
+	// MaxDeliveries is how often an event that cannot be written is tried before it is
+	// parked in the DLQ. Default 5.
+	MaxDeliveries int64
 }
 
 // Writer drains partitions. It is safe for concurrent use.
@@ -59,10 +63,12 @@ type Writer struct {
 	repos map[string]*mirror // by partition id
 }
 
-// mirror is a cached local mirror and the credentials it was opened with.
+// mirror is a cached local mirror, the credentials it was opened with, and the event ids
+// its branch already holds. Only the lease holder of its partition uses it.
 type mirror struct {
-	repo *gitwrite.Repo
-	auth gitwrite.Auth
+	repo    *gitwrite.Repo
+	auth    gitwrite.Auth
+	applied *applied
 }
 
 // New returns a Writer.
@@ -82,6 +88,9 @@ func New(o Options) *Writer {
 	if o.PushAttempts <= 0 {
 		o.PushAttempts = DefaultPushAttempts
 	}
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = DefaultMaxDeliveries
+	}
 	return &Writer{o: o, repos: map[string]*mirror{}}
 }
 
@@ -95,6 +104,8 @@ type Result struct {
 	Commits int `json:"commits"`
 	// DeadLettered is the number of events parked in the DLQ.
 	DeadLettered int `json:"deadLettered,omitempty"`
+	// Skipped is the number of events already in Git, or older than what is.
+	Skipped int `json:"skipped,omitempty"`
 	// HandedOn means the slice ended with backlog left and a new notification was sent.
 	HandedOn bool `json:"handedOn,omitempty"`
 }
@@ -108,6 +119,7 @@ func (w *Writer) Drain(ctx context.Context, p identity.Partition) (Result, error
 		total.Events += r.Events
 		total.Commits += r.Commits
 		total.DeadLettered += r.DeadLettered
+		total.Skipped += r.Skipped
 		total.Busy = r.Busy
 		if err != nil || r.Busy {
 			return total, err
@@ -155,73 +167,99 @@ func (w *Writer) drainHeld(ctx context.Context, p identity.Partition, deadline t
 	log := logging.FromContext(ctx).With("partition", p.ID, "epoch", l.Epoch)
 	ctx = logging.WithLogger(ctx, log)
 
-	repo, err := w.mirror(ctx, info)
+	m, err := w.mirror(ctx, info)
 	if err != nil {
 		return Result{}, err
 	}
+	st := batchState{roots: info.Roots, committer: info.Committer, epoch: l.Epoch, maxDeliveries: w.o.MaxDeliveries}
 	var res Result
 	for time.Now().Before(deadline) {
 		msgs, err := w.o.Bus.Read(ctx, p.ID, w.o.BatchSize)
 		if err != nil || len(msgs) == 0 {
 			return res, err
 		}
-		plan := planBatch(msgs, info.Roots, info.Committer, time.Now())
+		batch := decode(msgs)
+		if st.versions, err = w.o.Bus.Versions(ctx, p.ID, objects(batch)); err != nil {
+			return res, err
+		}
+		plan, n, err := w.writeBatch(ctx, l, m, batch, st)
+		if err != nil {
+			return res, err
+		}
 		for _, bad := range plan.poison {
-			log.Errorw("Event parked in the DLQ", "stream-id", bad.msg.StreamID, "reason", bad.reason)
-			if err := w.o.Bus.DeadLetter(ctx, p.ID, bad.msg, bad.reason); err != nil {
+			log.Errorw("Event parked in the DLQ", "stream-id", bad.msg.StreamID, "attempts", bad.msg.Deliveries, "reason", bad.reason)
+			if err := w.o.Bus.DeadLetter(ctx, p.ID, bad.msg, bad.reason, bad.cluster); err != nil {
 				return res, err
 			}
 			res.DeadLettered++
 		}
-		n, err := w.commitAndPush(ctx, repo, plan)
-		if err != nil {
+		if err := w.o.Bus.Ack(ctx, p.ID, plan.ack, plan.versions); err != nil {
 			return res, err
 		}
-		if err := w.o.Bus.Ack(ctx, p.ID, plan.ids); err != nil {
-			return res, err
-		}
-		res.Events += len(plan.ids)
+		res.Events += len(plan.ack)
 		res.Commits += n
-		log.Debugw("Batch written", "events", len(plan.ids), "commits", n, "tip", repo.Head())
+		res.Skipped += plan.skipped
+		log.Debugw("Batch written", "events", len(plan.ack), "commits", n, "skipped", plan.skipped, "tip", m.repo.Head())
 	}
 	return res, nil
 }
 
-// commitAndPush builds the plan's commits on the branch tip and pushes them. When the branch
-// moved meanwhile, it fetches and rebuilds them on the new tip. It returns the number of
-// commits pushed.
-func (w *Writer) commitAndPush(ctx context.Context, repo *gitwrite.Repo, plan plan) (int, error) {
+// objects lists the version keys of a batch's changes.
+func objects(batch []decoded) []string {
+	var out []string
+	for _, d := range batch {
+		if d.change != nil {
+			out = append(out, versionKey(d.change))
+		}
+	}
+	return out
+}
+
+// writeBatch plans the batch against the branch as it is, commits and pushes. When the
+// branch moved meanwhile it fetches and plans again on the new tip, so events another writer
+// pushed in the meantime are not written twice. It returns the plan that was pushed and the
+// number of commits it made.
+func (w *Writer) writeBatch(ctx context.Context, l *lease.Lease, m *mirror, batch []decoded, st batchState) (plan, int, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		if err := m.applied.refresh(m.repo); err != nil {
+			return plan{}, 0, err
+		}
+		st.now, st.applied = time.Now(), m.applied.has
+		p := planBatch(batch, st)
 		n := 0
-		for _, req := range plan.commits {
-			_, changed, err := repo.Commit(req)
+		for _, req := range p.commits {
+			_, changed, err := m.repo.Commit(req)
 			if err != nil {
-				return 0, err
+				return plan{}, 0, err
 			}
 			if changed {
 				n++
 			}
 		}
-		// Never push without the lease: a holder that lost it must leave the branch alone.
-		if err := context.Cause(ctx); err != nil {
-			return 0, fmt.Errorf("stopped before push: %w", err)
+		if n == 0 {
+			return p, 0, nil
 		}
-		err := repo.Push(ctx)
+		// Never push without the lease: a holder that lost it must leave the branch alone.
+		if err := l.Check(ctx); err != nil {
+			_ = m.repo.Fetch(ctx) // drop the unpushed commits
+			return plan{}, 0, fmt.Errorf("stopped before push: %w", err)
+		}
+		err := m.repo.Push(ctx)
 		if err == nil {
-			return n, nil
+			return p, n, nil
 		}
 		// Drop the unpushed commits, whatever happened: the next attempt starts from the remote.
-		if ferr := repo.Fetch(ctx); ferr != nil {
-			return 0, errors.Join(err, ferr)
+		if ferr := m.repo.Fetch(ctx); ferr != nil {
+			return plan{}, 0, errors.Join(err, ferr)
 		}
 		if !errors.Is(err, gitwrite.ErrRemoteMoved) || attempt >= w.o.PushAttempts {
-			return 0, err
+			return plan{}, 0, err
 		}
-		logging.FromContext(ctx).Infow("Branch moved under us; rebuilding on the new tip", "attempt", attempt)
+		logging.FromContext(ctx).Infow("Branch moved under us; planning again on the new tip", "attempt", attempt)
 		select {
 		case <-ctx.Done():
-			return 0, context.Cause(ctx)
+			return plan{}, 0, context.Cause(ctx)
 		case <-time.After(backoff):
 		}
 		backoff *= 2
@@ -230,7 +268,7 @@ func (w *Writer) commitAndPush(ctx context.Context, repo *gitwrite.Repo, plan pl
 
 // mirror returns the partition's local mirror, fetched up to date. It is reopened when the
 // credentials changed.
-func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*gitwrite.Repo, error) {
+func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*mirror, error) {
 	w.mu.Lock()
 	m, ok := w.repos[info.ID]
 	w.mu.Unlock()
@@ -238,7 +276,7 @@ func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*gitwrite
 		if err := m.repo.Fetch(ctx); err != nil {
 			return nil, err
 		}
-		return m.repo, nil
+		return m, nil
 	}
 	repo, err := gitwrite.Open(ctx, gitwrite.Options{
 		URL:     info.RepoURL,
@@ -250,10 +288,11 @@ func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*gitwrite
 	if err != nil {
 		return nil, err
 	}
+	m = &mirror{repo: repo, auth: info.Auth, applied: newApplied()}
 	w.mu.Lock()
-	w.repos[info.ID] = &mirror{repo: repo, auth: info.Auth}
+	w.repos[info.ID] = m
 	w.mu.Unlock()
-	return repo, nil
+	return m, nil
 }
 
 func sameAuth(a, b gitwrite.Auth) bool {
