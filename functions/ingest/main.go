@@ -25,6 +25,7 @@ func main() {
 			Bus:          bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, SeenTTL: cfg.SeenTTL, MaxLen: cfg.PartitionMaxLen, Timeout: cfg.Valkey.Timeout}),
 			Notifier:     notifier,
 			MaxBodyBytes: cfg.MaxBodyBytes,
+			MaxInFlight:  cfg.MaxInFlight,
 		}), nil
 	})
 }

@@ -60,6 +60,8 @@ type Ingest struct {
 	SeenTTL time.Duration `envconfig:"SEEN_TTL" default:"24h"`
 	// PARTITION_MAX_LEN: backlog cap per partition; past it ingest answers 429. Default 100000.
 	PartitionMaxLen int64 `envconfig:"PARTITION_MAX_LEN" default:"100000"`
+	// MAX_IN_FLIGHT: batches processed at once; past it ingest answers 503. Default 32.
+	MaxInFlight int `envconfig:"MAX_IN_FLIGHT" default:"32"`
 }
 
 // Writer configures functions/writer.
@@ -134,6 +136,9 @@ func (c *Ingest) Validate() error {
 	errs := []error{c.Common.Validate()}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("MAX_BODY_BYTES must be positive"))
+	}
+	if c.MaxInFlight <= 0 {
+		errs = append(errs, errors.New("MAX_IN_FLIGHT must be positive"))
 	}
 	if c.SeenTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("SEEN_TTL=%s is shorter than the apiserver's retries; use at least 1m", c.SeenTTL))

@@ -39,18 +39,25 @@ type Options struct {
 	Notifier *notify.Notifier
 	// MaxBodyBytes is the largest batch accepted; larger ones get 413.
 	MaxBodyBytes int64
+	// MaxInFlight is how many batches are processed at once; more get 503 and are retried by
+	// the apiserver, so a burst cannot exhaust memory. Zero means no limit.
+	MaxInFlight int
 }
 
 // Handler serves the ingest routes.
 type Handler struct {
-	o   Options
-	mux *http.ServeMux
+	o        Options
+	mux      *http.ServeMux
+	inFlight chan struct{} // a slot per batch being processed; nil when unlimited
 }
 
 // New returns the ingest HTTP handler: POST /audit-webhook/{clusterID}, GET /healthz and
 // GET /readyz (ready while Valkey answers).
 func New(o Options) *Handler {
 	h := &Handler{o: o, mux: http.NewServeMux()}
+	if o.MaxInFlight > 0 {
+		h.inFlight = make(chan struct{}, o.MaxInFlight)
+	}
 	h.mux.HandleFunc("POST /audit-webhook/{clusterID}", h.auditWebhook)
 	serve.Health(h.mux, o.Bus.Ping)
 	return h
@@ -85,6 +92,16 @@ func (h *Handler) auditWebhook(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="audit-webhook"`)
 		serve.WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token for cluster %q: use a token from the SourceCluster's tokenSecretRefs", clusterID)
 		return
+	}
+	if h.inFlight != nil {
+		select {
+		case h.inFlight <- struct{}{}:
+			defer func() { <-h.inFlight }()
+		default:
+			w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+			serve.WriteError(w, http.StatusServiceUnavailable, "too many batches in flight (MAX_IN_FLIGHT=%d); retry later", h.o.MaxInFlight)
+			return
+		}
 	}
 	if r.ContentLength > h.o.MaxBodyBytes {
 		serve.WriteError(w, http.StatusRequestEntityTooLarge, "batch of %d bytes is over the %d byte limit (MAX_BODY_BYTES); lower --audit-webhook-batch-max-size", r.ContentLength, h.o.MaxBodyBytes)

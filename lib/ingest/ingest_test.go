@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +32,10 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB, maxBody int64) *fixture {
+	return newFixtureWith(t, Options{MaxBodyBytes: maxBody})
+}
+
+func newFixtureWith(t testing.TB, o Options) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -55,7 +58,8 @@ func newFixture(t testing.TB, maxBody int64) *fixture {
 	}
 	n, _ := notify.New(context.Background(), notify.Options{})
 	b := bus.New(client, bus.Options{Timeout: time.Second})
-	srv := httptest.NewServer(New(Options{Catalog: cat, Bus: b, Notifier: n, MaxBodyBytes: maxBody}))
+	o.Catalog, o.Bus, o.Notifier = cat, b, n
+	srv := httptest.NewServer(New(o))
 	t.Cleanup(srv.Close)
 	return &fixture{valkey: v, client: client, bus: b, srv: srv, snap: cat.Snapshot()}
 }
@@ -334,6 +338,38 @@ func BenchmarkAuditWebhook400(b *testing.B) {
 	b.ReportMetric(float64(400*b.N)/time.Since(start).Seconds(), "events/s")
 }
 
-func TestMain(m *testing.M) {
-	os.Exit(m.Run())
+func TestAuditWebhookAnswers503PastTheInFlightLimit(t *testing.T) {
+	f := newFixtureWith(t, Options{MaxBodyBytes: 1 << 20, MaxInFlight: 1})
+	// The first batch trickles in and holds the only slot.
+	body, writer := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/audit-webhook/c1", body)
+	req.Header.Set("Authorization", "Bearer token-of-c1")
+	done := make(chan int)
+	go func() {
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	batch := eventList(auditEvent("a1", "create", "apps", "web", 201, 1, fmt.Sprintf(configMap, "web", "apps", 1)))
+	if _, err := writer.Write(batch[:10]); err != nil {
+		t.Fatal(err)
+	}
+	resp, out := f.post(t, "c1", "token-of-c1", batch)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second batch: %d %s, want 503 with Retry-After", resp.StatusCode, out)
+	}
+	if _, err := writer.Write(batch[10:]); err != nil {
+		t.Fatal(err)
+	}
+	writer.Close()
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("first batch: %d, want 200", code)
+	}
+	if resp, out := f.post(t, "c1", "token-of-c1", batch); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the slot freed: %d %s", resp.StatusCode, out)
+	}
 }
