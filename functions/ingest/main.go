@@ -11,6 +11,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
 	"github.com/gitops-reverser/gitops-reverser/lib/ingest"
+	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
 )
 
@@ -26,6 +27,7 @@ func main() {
 			Notifier:     notifier,
 			MaxBodyBytes: cfg.MaxBodyBytes,
 			MaxInFlight:  cfg.MaxInFlight,
+			Metrics:      metrics.NewIngest(parts.Metrics),
 		}), nil
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/boot"
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
+	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
 	"github.com/gitops-reverser/gitops-reverser/lib/writer"
 )
@@ -20,9 +21,11 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
+		b := bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, Timeout: cfg.Valkey.Timeout})
+		parts.Metrics.MustRegister(metrics.NewBacklog(func() []string { return parts.Catalog.Snapshot().PartitionIDs() }, b))
 		return writer.New(writer.Options{
 			Catalog:       parts.Catalog,
-			Bus:           bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, Timeout: cfg.Valkey.Timeout}),
+			Bus:           b,
 			Notifier:      notifier,
 			CacheDir:      cfg.CacheDir,
 			LeaseTTL:      cfg.LeaseTTL,
@@ -30,6 +33,7 @@ func main() {
 			DrainSlice:    cfg.DrainSlice,
 			GitTimeout:    cfg.GitTimeout,
 			MaxDeliveries: cfg.MaxDeliveries,
+			Metrics:       metrics.NewWriter(parts.Metrics),
 		}).Handler(), nil
 	})
 }

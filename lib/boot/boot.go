@@ -1,6 +1,6 @@
 // Package boot runs a function: it reads the configuration, puts the logger in the context,
 // opens the configuration catalog, connects to Valkey, and serves the handler the function
-// builds from them until SIGTERM. Mains stay wiring only.
+// builds from them, with GET /metrics beside it, until SIGTERM. Mains stay wiring only.
 package boot
 
 import (
@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valkey-io/valkey-go"
 	"knative.dev/pkg/logging"
 	"knative.dev/pkg/signals"
@@ -17,6 +18,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
+	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/serve"
 )
 
@@ -27,6 +29,8 @@ const ValkeyWait = time.Minute
 type Parts struct {
 	Catalog catalog.Source
 	Valkey  valkey.Client
+	// Metrics is served on GET /metrics; functions register their metrics in it.
+	Metrics *prometheus.Registry
 }
 
 // Build makes a function's handler from its configuration and the shared parts.
@@ -72,9 +76,13 @@ func run[C any, PC interface {
 	}
 	defer client.Close()
 
-	h, err := build(ctx, (*C)(cfg), &Parts{Catalog: src, Valkey: client})
+	reg := metrics.NewRegistry()
+	h, err := build(ctx, (*C)(cfg), &Parts{Catalog: src, Valkey: client, Metrics: reg})
 	if err != nil {
 		return err
 	}
-	return serve.Run(ctx, *common, h)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	mux.Handle("/", h)
+	return serve.Run(ctx, *common, mux)
 }

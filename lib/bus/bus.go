@@ -284,6 +284,39 @@ func (b *Bus) Backlog(ctx context.Context, partitionID string) (int64, error) {
 	return n, nil
 }
 
+// Stats is the state of a partition's queue.
+type Stats struct {
+	// Length is the entries in the stream: unread, and read but unacknowledged.
+	Length int64
+	// Pending is the entries read but not acknowledged.
+	Pending int64
+	// Lag is the entries not read yet.
+	Lag int64
+	// DeadLetters is the entries parked in the DLQ.
+	DeadLetters int64
+	// Leased is true while a writer holds the partition's lease.
+	Leased bool
+}
+
+// Stats reads the state of a partition's queue, atomically.
+func (b *Bus) Stats(ctx context.Context, partitionID string) (Stats, error) {
+	k := b.Keys(partitionID)
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	vals, err := statsScript.Exec(ctx, b.c, []string{k.Stream, k.DLQ, k.Lease}, []string{group}).ToArray()
+	if err != nil {
+		return Stats{}, classify("stats", err)
+	}
+	n := make([]int64, len(vals))
+	for i, v := range vals {
+		n[i], _ = v.AsInt64()
+	}
+	if len(n) != 5 {
+		return Stats{}, fmt.Errorf("bus stats: unexpected reply of %d values", len(n))
+	}
+	return Stats{Length: n[0], Pending: n[1], Lag: n[2], DeadLetters: n[3], Leased: n[4] == 1}, nil
+}
+
 // Ping checks that Valkey answers.
 func (b *Bus) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)

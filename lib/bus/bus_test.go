@@ -12,6 +12,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
+	"github.com/gitops-reverser/gitops-reverser/lib/lease"
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
 )
 
@@ -308,28 +309,64 @@ func TestAckTrims(t *testing.T) {
 	}
 }
 
-func TestAckWhileLaterEntriesPending(t *testing.T) {
-	// Acknowledging a prefix of a read batch must not lose the rest of the batch: it is
-	// still returned (pending) and still in the stream; acking it drains the stream.
+func TestAckTrimsOnlyBelowPendingWork(t *testing.T) {
+	// Four entries are read (all pending), then acknowledged in the given groups, by index.
+	// After each group the stream holds exactly the acknowledged-or-not entries from the
+	// oldest still-pending one on, and every pending entry still reads with its payload.
+	tests := []struct {
+		name     string
+		acks     [][]int
+		wantXLEN []int64 // after each group
+	}{
+		{name: "prefix while later entries pending", acks: [][]int{{0, 1}, {2, 3}}, wantXLEN: []int64{2, 0}},
+		{name: "newer entry first", acks: [][]int{{1}, {0}, {2, 3}}, wantXLEN: []int64{4, 2, 0}},
+		{name: "newest entry first", acks: [][]int{{3}, {0, 1}, {2}}, wantXLEN: []int64{4, 2, 0}},
+		{name: "one at a time", acks: [][]int{{0}, {1}, {2}, {3}}, wantXLEN: []int64{3, 2, 1, 0}},
+	}
 	f := newFixture(t, harness.ValkeyOptions{})
 	b := f.bus(bus.Options{})
-	const p = "p"
-	mustAppend(t, b, p, entries("e1", "e2", "e3", "e4"))
-	msgs := mustRead(t, b, p, 4)
-	mustAck(t, b, p, msgs[:2])
-	rest := mustRead(t, b, p, 10)
-	if got, want := streamIDs(rest), streamIDs(msgs[2:]); !equal(got, want) {
-		t.Fatalf("Read after partial ack = %v, want the pending %v", got, want)
-	}
-	if got, want := payloadsOf(rest), []string{"payload-e3", "payload-e4"}; !equal(got, want) {
-		t.Errorf("payloads after partial ack = %q, want %q", got, want)
-	}
-	mustAck(t, b, p, rest)
-	if n := f.xlen(t, b.Keys(p).Stream); n != 0 {
-		t.Errorf("XLEN after acking all = %d, want 0", n)
-	}
-	if more := mustRead(t, b, p, 10); len(more) != 0 {
-		t.Errorf("Read after acking all = %v, want empty", streamIDs(more))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := strings.ReplaceAll(tt.name, " ", "-")
+			mustAppend(t, b, p, entries("e0", "e1", "e2", "e3", "later"))
+			msgs := mustRead(t, b, p, 4)
+			if len(msgs) != 4 {
+				t.Fatalf("Read = %d entries, want 4", len(msgs))
+			}
+			acked := map[int]bool{}
+			for step, group := range tt.acks {
+				var ids []string
+				for _, i := range group {
+					ids = append(ids, msgs[i].StreamID)
+					acked[i] = true
+				}
+				if err := b.Ack(context.Background(), p, ids, nil); err != nil {
+					t.Fatalf("step %d: Ack: %v", step, err)
+				}
+				// The unread fifth entry is never trimmed.
+				if n := f.xlen(t, b.Keys(p).Stream); n != tt.wantXLEN[step]+1 {
+					t.Errorf("step %d: XLEN = %d, want %d pending-or-above plus the unread one", step, n, tt.wantXLEN[step]+1)
+				}
+				var want []string
+				for i, m := range msgs {
+					if !acked[i] {
+						want = append(want, m.StreamID+"="+string(m.Payload))
+					}
+				}
+				var got []string
+				if len(want) > 0 {
+					for _, m := range mustRead(t, b, p, 4) {
+						got = append(got, m.StreamID+"="+string(m.Payload))
+					}
+				}
+				if !equal(got, want) {
+					t.Errorf("step %d: pending read = %q, want %q", step, got, want)
+				}
+			}
+			if got, want := payloadsOf(mustRead(t, b, p, 4)), []string{"payload-later"}; !equal(got, want) {
+				t.Errorf("Read after acking all = %q, want %q", got, want)
+			}
+		})
 	}
 }
 
@@ -553,12 +590,29 @@ func TestDeadLetter(t *testing.T) {
 		t.Errorf("XLEN after draining = %d, want 0", n)
 	}
 
+	// Dead-lettering the newest delivered entry trims it too: nothing is left behind that
+	// Backlog would count.
+	mustAppend(t, b, p, entries("d"))
+	last = mustRead(t, b, p, 10)
+	if err := b.DeadLetter(context.Background(), p, last[0], "still bad", "prod"); err != nil {
+		t.Fatalf("DeadLetter of the newest entry: %v", err)
+	}
+	if n, err := b.Backlog(context.Background(), p); err != nil || n != 0 {
+		t.Errorf("Backlog after dead-lettering the newest entry = %d, %v; want 0", n, err)
+	}
+	if rest := mustRead(t, b, p, 10); len(rest) != 0 {
+		t.Errorf("Read after dead-lettering the newest entry = %v, want empty", streamIDs(rest))
+	}
+
 	dl, err := b.DeadLetters(context.Background(), p)
 	if err != nil {
 		t.Fatalf("DeadLetters: %v", err)
 	}
-	if len(dl) != 1 {
-		t.Fatalf("DeadLetters = %d entries, want 1", len(dl))
+	if len(dl) != 2 {
+		t.Fatalf("DeadLetters = %d entries, want 2", len(dl))
+	}
+	if d := dl[1]; string(d.Payload) != "payload-d" || d.Reason != "still bad" || d.Attempts != 1 || d.StreamID <= dl[0].StreamID {
+		t.Errorf("DeadLetters[1] = %+v, want payload-d, reason %q, 1 attempt, after the first", d, "still bad")
 	}
 	if d := dl[0]; string(d.Payload) != "payload-a" || d.Reason != "cannot decode" || d.Cluster != "prod" || d.Attempts != 2 || d.StreamID == "" {
 		t.Errorf("DeadLetters[0] = %+v, want payload-a, reason %q, cluster prod, 2 attempts", d, "cannot decode")
@@ -780,4 +834,76 @@ func BenchmarkAppend400(b *testing.B) {
 		ops++
 	}
 	b.ReportMetric(float64(ops*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestOnValkeyCluster(t *testing.T) {
+	// Every script touches only keys of one partition, so the same calls work on a cluster
+	// whose nodes each own a third of the slots (no CROSSSLOT, no MOVED left unhandled).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	vc, err := harness.StartValkeyCluster(ctx, harness.ValkeyClusterOptions{})
+	if err != nil {
+		t.Fatalf("start Valkey cluster: %v", err)
+	}
+	t.Cleanup(func() { _ = vc.Close() })
+	c, err := bus.Dial(ctx, strings.Join(vc.Addrs, ","), "", "")
+	if err != nil {
+		t.Fatalf("dial Valkey cluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	if n := len(c.Nodes()); n != len(vc.Addrs) {
+		t.Fatalf("client knows %d nodes, want %d", n, len(vc.Addrs))
+	}
+	b := bus.New(c, bus.Options{})
+	slots := map[int64]bool{}
+	for i := range 6 {
+		p := fmt.Sprintf("partition-%d", i)
+		t.Run(p, func(t *testing.T) {
+			slot, err := c.Do(ctx, c.B().ClusterKeyslot().Key(b.Keys(p).Stream).Build()).AsInt64()
+			if err != nil {
+				t.Fatalf("CLUSTER KEYSLOT: %v", err)
+			}
+			slots[slot*int64(len(vc.Addrs))/16384] = true // the node owning it, as slots are spread evenly
+			if n, err := b.Append(ctx, p, entries("a", "b", "c")); err != nil || n != 3 {
+				t.Fatalf("Append = %d, %v; want 3", n, err)
+			}
+			if n, err := b.Append(ctx, p, entries("a", "d")); err != nil || n != 1 {
+				t.Errorf("Append of a seen and a new id = %d, %v; want 1", n, err)
+			}
+			msgs, err := b.Read(ctx, p, 10)
+			if err != nil || len(msgs) != 4 {
+				t.Fatalf("Read = %d messages, %v; want 4", len(msgs), err)
+			}
+			if err := b.DeadLetter(ctx, p, msgs[0], "bad", "prod"); err != nil {
+				t.Errorf("DeadLetter: %v", err)
+			}
+			if err := b.Ack(ctx, p, streamIDs(msgs[1:]), map[string]string{"obj": "7"}); err != nil {
+				t.Errorf("Ack: %v", err)
+			}
+			if v, err := b.Versions(ctx, p, []string{"obj"}); err != nil || v["obj"] != "7" {
+				t.Errorf("Versions = %v, %v; want obj=7", v, err)
+			}
+			if n, err := b.Backlog(ctx, p); err != nil || n != 0 {
+				t.Errorf("Backlog = %d, %v; want 0", n, err)
+			}
+			if dl, err := b.DeadLetters(ctx, p); err != nil || len(dl) != 1 || string(dl[0].Payload) != "payload-a" {
+				t.Errorf("DeadLetters = %v, %v; want payload-a", dl, err)
+			}
+		})
+	}
+	if len(slots) < 2 {
+		t.Errorf("partitions all landed on one node %v: the test would not span nodes", slots)
+	}
+	// The lease's script touches the lease and epoch keys of one partition: one slot too.
+	k := b.Keys("partition-0")
+	l, err := lease.Acquire(ctx, c, lease.Keys{Lease: k.Lease, Epoch: k.Epoch}, 5*time.Second)
+	if err != nil {
+		t.Fatalf("lease Acquire on the cluster: %v", err)
+	}
+	if err := l.Check(ctx); err != nil {
+		t.Errorf("lease Check on the cluster: %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Errorf("lease Release on the cluster: %v", err)
+	}
 }

@@ -67,3 +67,21 @@ local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 trim(KEYS[1], ARGV[1])
 return acked
 `)
+
+// statsScript reads a partition's queue state in one round trip. KEYS[1] = stream,
+// KEYS[2] = dlq, KEYS[3] = lease; ARGV[1] = group. Returns {length, pending, lag, dlq, leased}.
+var statsScript = valkey.NewLuaScriptReadOnly(`
+local length = redis.call('XLEN', KEYS[1])
+local pending, lag = 0, length
+if length > 0 or redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local f = {}
+    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+    if f['name'] == ARGV[1] then
+      pending = f['pending']
+      if type(f['lag']) == 'number' then lag = f['lag'] else lag = length - pending end
+    end
+  end
+end
+return {length, pending, lag, redis.call('XLEN', KEYS[2]), redis.call('EXISTS', KEYS[3])}
+`)

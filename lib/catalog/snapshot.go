@@ -74,6 +74,16 @@ func (s *Snapshot) Partition(id string) (*Partition, bool) {
 	return p, ok
 }
 
+// PartitionIDs returns the ids of every configured partition, sorted.
+func (s *Snapshot) PartitionIDs() []string {
+	ids := make([]string, 0, len(s.partitions))
+	for id := range s.partitions {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // Build compiles objects into a Snapshot, reading referenced Secrets through get. What cannot
 // be resolved is left out and listed in Problems.
 func Build(objs Objects, get SecretGetter) *Snapshot {

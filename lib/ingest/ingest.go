@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
@@ -23,6 +24,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/change"
 	"github.com/gitops-reverser/gitops-reverser/lib/identity"
 	"github.com/gitops-reverser/gitops-reverser/lib/layout"
+	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
 	"github.com/gitops-reverser/gitops-reverser/lib/rules"
 	"github.com/gitops-reverser/gitops-reverser/lib/sanitize"
@@ -42,6 +44,8 @@ type Options struct {
 	// MaxInFlight is how many batches are processed at once; more get 503 and are retried by
 	// the apiserver, so a burst cannot exhaust memory. Zero means no limit.
 	MaxInFlight int
+	// Metrics records what ingest does; nil records nothing.
+	Metrics *metrics.Ingest
 }
 
 // Handler serves the ingest routes.
@@ -77,8 +81,21 @@ type Result struct {
 	Skipped map[audit.Reason]int `json:"skipped,omitempty"`
 }
 
-func (h *Handler) auditWebhook(w http.ResponseWriter, r *http.Request) {
+// statusWriter remembers the status code of an answer, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (h *Handler) auditWebhook(rw http.ResponseWriter, r *http.Request) {
 	clusterID := r.PathValue("clusterID")
+	start, w := time.Now(), &statusWriter{ResponseWriter: rw, code: http.StatusOK}
+	defer func() { h.o.Metrics.Batch(clusterID, w.code, time.Since(start)) }()
 	log := logging.FromContext(r.Context()).With(zap.String("cluster", clusterID))
 	snap := h.o.Catalog.Snapshot()
 
@@ -130,8 +147,21 @@ func (h *Handler) auditWebhook(w http.ResponseWriter, r *http.Request) {
 	for _, p := range batch.order {
 		h.o.Notifier.Notify(p)
 	}
+	h.o.Metrics.Events(clusterID, "changed", res.Events-skipped(res))
+	for reason, n := range res.Skipped {
+		h.o.Metrics.Events(clusterID, string(reason), n)
+	}
+	h.o.Metrics.Changes(clusterID, res.Appended, res.Changes-res.Appended)
 	log.Debugw("Audit batch accepted", "events", res.Events, "changes", res.Changes, "appended", res.Appended)
 	serve.WriteJSON(w, http.StatusOK, res)
+}
+
+func skipped(r Result) int {
+	n := 0
+	for _, c := range r.Skipped {
+		n += c
+	}
+	return n
 }
 
 // appendFailed answers so that the apiserver retries: nothing is acknowledged.

@@ -71,7 +71,17 @@ type plan struct {
 	versions map[string]string
 	// skipped counts changes already in Git or older than what is.
 	skipped int
+	// outcomes says, per message of the batch, what became of it (for metrics).
+	outcomes []string
 }
+
+// Outcomes of a message, as counted by the writer's events metric.
+const (
+	outcomeWritten      = "written"
+	outcomeSkipped      = "skipped"
+	outcomeDeadLettered = "dead_lettered"
+	outcomeRetried      = "retried"
+)
 
 type poisoned struct {
 	msg     bus.Message
@@ -91,7 +101,7 @@ type group struct {
 // id is already in Git (redelivered after a push whose ack was lost) or when its object is
 // already in Git at a newer resourceVersion (events of one object queued out of order).
 func planBatch(batch []decoded, st batchState) plan {
-	p := plan{versions: map[string]string{}}
+	p := plan{versions: map[string]string{}, outcomes: make([]string, len(batch))}
 	var groups []*group
 	newest := func(k string) string {
 		if v, ok := p.versions[k]; ok {
@@ -99,10 +109,11 @@ func planBatch(batch []decoded, st batchState) plan {
 		}
 		return st.versions[k]
 	}
-	for _, d := range batch {
+	for i, d := range batch {
 		c := d.change
 		if d.msg.Payload == nil {
 			p.ack = append(p.ack, d.msg.StreamID) // trimmed before it was acknowledged: written
+			p.outcomes[i] = outcomeSkipped
 			continue
 		}
 		var file gitwrite.Change
@@ -111,17 +122,21 @@ func planBatch(batch []decoded, st batchState) plan {
 			if st.applied(c.ID) || older(c.ResourceVersion, newest(versionKey(c))) {
 				p.ack = append(p.ack, d.msg.StreamID)
 				p.skipped++
+				p.outcomes[i] = outcomeSkipped
 				continue
 			}
 			file, err = fileChange(c, st.roots)
 		}
 		if err != nil {
+			p.outcomes[i] = outcomeRetried // under the limit: not acknowledged, so read again
 			if d.msg.Deliveries >= st.maxDeliveries {
 				p.poison = append(p.poison, poisoned{msg: d.msg, reason: err.Error(), cluster: clusterOf(d)})
+				p.outcomes[i] = outcomeDeadLettered
 			}
-			continue // under the limit: not acknowledged, so read again
+			continue
 		}
 		p.ack = append(p.ack, d.msg.StreamID)
+		p.outcomes[i] = outcomeWritten
 		if c.ResourceVersion != "" {
 			p.versions[versionKey(c)] = c.ResourceVersion
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/gitwrite"
 	"github.com/gitops-reverser/gitops-reverser/lib/identity"
 	"github.com/gitops-reverser/gitops-reverser/lib/lease"
+	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
 )
 
@@ -54,6 +55,8 @@ type Options struct {
 	// MaxDeliveries is how often an event that cannot be written is tried before it is
 	// parked in the DLQ. Default 5.
 	MaxDeliveries int64
+	// Metrics records what the writer does; nil records nothing.
+	Metrics *metrics.Writer
 }
 
 // Writer drains partitions. It is safe for concurrent use.
@@ -66,9 +69,10 @@ type Writer struct {
 // mirror is a cached local mirror, the credentials it was opened with, and the event ids
 // its branch already holds. Only the lease holder of its partition uses it.
 type mirror struct {
-	repo    *gitwrite.Repo
-	auth    gitwrite.Auth
-	applied *applied
+	partition string
+	repo      *gitwrite.Repo
+	auth      gitwrite.Auth
+	applied   *applied
 }
 
 // New returns a Writer.
@@ -154,7 +158,9 @@ func (w *Writer) drainHeld(ctx context.Context, p identity.Partition, deadline t
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %v", bus.ErrUnavailable, err)
 	}
+	w.o.Metrics.Lease(p.ID, l.Epoch, true)
 	defer func() {
+		w.o.Metrics.Lease(p.ID, l.Epoch, false)
 		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
 			logging.FromContext(ctx).Warnw("Lease release failed; it expires by itself", "error", err)
 		}
@@ -196,12 +202,27 @@ func (w *Writer) drainHeld(ctx context.Context, p identity.Partition, deadline t
 		if err := w.o.Bus.Ack(ctx, p.ID, plan.ack, plan.versions); err != nil {
 			return res, err
 		}
+		w.record(batch, plan)
 		res.Events += len(plan.ack)
 		res.Commits += n
 		res.Skipped += plan.skipped
 		log.Debugw("Batch written", "events", len(plan.ack), "commits", n, "skipped", plan.skipped, "tip", m.repo.Head())
 	}
 	return res, nil
+}
+
+// record counts a written batch in the metrics.
+func (w *Writer) record(batch []decoded, p plan) {
+	if w.o.Metrics == nil {
+		return
+	}
+	for i, d := range batch {
+		cluster := clusterOf(d)
+		w.o.Metrics.Events(cluster, p.outcomes[i], 1)
+		if p.outcomes[i] == outcomeWritten {
+			w.o.Metrics.Lag(cluster, d.change.Time)
+		}
+	}
 }
 
 // objects lists the version keys of a batch's changes.
@@ -220,6 +241,7 @@ func objects(batch []decoded) []string {
 // pushed in the meantime are not written twice. It returns the plan that was pushed and the
 // number of commits it made.
 func (w *Writer) writeBatch(ctx context.Context, l *lease.Lease, m *mirror, batch []decoded, st batchState) (plan, int, error) {
+	partition := m.partition
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		if err := m.applied.refresh(m.repo); err != nil {
@@ -237,6 +259,7 @@ func (w *Writer) writeBatch(ctx context.Context, l *lease.Lease, m *mirror, batc
 				n++
 			}
 		}
+		w.o.Metrics.Committed(partition, time.Since(st.now))
 		if n == 0 {
 			return p, 0, nil
 		}
@@ -245,7 +268,9 @@ func (w *Writer) writeBatch(ctx context.Context, l *lease.Lease, m *mirror, batc
 			_ = m.repo.Fetch(ctx) // drop the unpushed commits
 			return plan{}, 0, fmt.Errorf("stopped before push: %w", err)
 		}
+		pushed := time.Now()
 		err := m.repo.Push(ctx)
+		w.o.Metrics.Pushed(partition, pushResult(err), n, time.Since(pushed))
 		if err == nil {
 			return p, n, nil
 		}
@@ -264,6 +289,16 @@ func (w *Writer) writeBatch(ctx context.Context, l *lease.Lease, m *mirror, batc
 		}
 		backoff *= 2
 	}
+}
+
+func pushResult(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, gitwrite.ErrRemoteMoved):
+		return "conflict"
+	}
+	return "error"
 }
 
 // mirror returns the partition's local mirror, fetched up to date. It is reopened when the
@@ -288,7 +323,7 @@ func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*mirror, 
 	if err != nil {
 		return nil, err
 	}
-	m = &mirror{repo: repo, auth: info.Auth, applied: newApplied()}
+	m = &mirror{partition: info.ID, repo: repo, auth: info.Auth, applied: newApplied()}
 	w.mu.Lock()
 	w.repos[info.ID] = m
 	w.mu.Unlock()
