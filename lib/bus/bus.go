@@ -33,7 +33,8 @@ type Options struct {
 	// SeenTTL is how long an event id is remembered for dedupe. Default 24h, well past the
 	// apiserver's retry budget of about two minutes.
 	SeenTTL time.Duration
-	// MaxLen caps a partition's backlog; appends past it fail with ErrFull. Default 100000.
+	// MaxLen caps a partition's backlog: an append that could take it past the cap fails
+	// with ErrFull and appends nothing. Default 100000.
 	MaxLen int64
 	// Timeout bounds each call. Default 5s.
 	Timeout time.Duration

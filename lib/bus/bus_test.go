@@ -907,3 +907,17 @@ func TestOnValkeyCluster(t *testing.T) {
 		t.Errorf("lease Release on the cluster: %v", err)
 	}
 }
+
+func TestAppendRefusesABatchThatWouldPassTheCap(t *testing.T) {
+	f := newFixture(t, harness.ValkeyOptions{})
+	b := f.bus(bus.Options{MaxLen: 3})
+	if _, err := b.Append(context.Background(), "p", entries("a", "b", "c", "d", "e")); !errors.Is(err, bus.ErrFull) {
+		t.Fatalf("5 entries under a cap of 3: err = %v, want ErrFull", err)
+	}
+	if got := f.payloads(t, b.Keys("p").Stream); len(got) != 0 {
+		t.Errorf("a refused batch appended %q", got)
+	}
+	if n := mustAppend(t, b, "p", entries("a", "b", "c")); n != 3 {
+		t.Errorf("a batch that fits: appended %d, want 3", n)
+	}
+}

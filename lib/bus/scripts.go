@@ -2,12 +2,13 @@ package bus
 
 import "github.com/valkey-io/valkey-go"
 
-// appendScript appends each event whose id was not seen before, and marks it seen.
+// appendScript appends each event whose id was not seen before, and marks it seen. A batch
+// that could take the stream past its cap is refused whole, before anything is written.
 // KEYS[1] = stream, KEYS[2..n] = seen keys; ARGV[1] = seen TTL (s), ARGV[2] = length cap
 // (0 = none), ARGV[3..] = payloads, in the order of the seen keys. Returns the count appended.
 var appendScript = valkey.NewLuaScript(`
 local cap = tonumber(ARGV[2])
-if cap > 0 and redis.call('XLEN', KEYS[1]) >= cap then
+if cap > 0 and redis.call('XLEN', KEYS[1]) + #KEYS - 1 > cap then
   return redis.error_reply('FULL partition stream is at its length cap')
 end
 local added = 0
