@@ -10,7 +10,7 @@ ETCD_VER    := $(shell cd test/tools/etcd && $(GO) list -m -f '{{.Version}}' go.
 APISERVER   := $(CACHE_BIN)/kube-apiserver-$(KUBE_VER)
 ETCD        := $(CACHE_BIN)/etcd-$(ETCD_VER)
 
-.PHONY: all build demo test test-unit bench tools generate verify fmt vet clean
+.PHONY: all build demo test test-faults test-unit bench tools generate verify fmt vet clean
 
 all: build
 
@@ -25,6 +25,10 @@ demo: tools
 ## test: every test, unit and end to end, against real Valkey, kube-apiserver and Git servers
 test: tools
 	$(GO) test -count=1 -timeout 30m ./...
+
+## test-faults: the long form of the fault suite (writers killed >= 20 times, races, outages)
+test-faults: tools
+	FAULTS=long $(GO) test -count=1 -timeout 60m -v ./test/faults
 
 ## test-unit: the tests that need no server
 test-unit:

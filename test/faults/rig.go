@@ -990,3 +990,26 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// RemoteHead reads the branch tip of the remote cheaply (the loose ref file; git rev-parse
+// when the ref is packed), for tight polling.
+func (r *Rig) RemoteHead() string {
+	if b, err := os.ReadFile(filepath.Join(r.Git.BareDir, "refs", "heads", Branch)); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	h, _ := r.Git.Head(Branch)
+	return h
+}
+
+// WaitPush polls until the remote branch moves away from head, and reports whether it did
+// within timeout.
+func (r *Rig) WaitPush(head string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if r.RemoteHead() != head {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
+}
