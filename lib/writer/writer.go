@@ -102,7 +102,7 @@ func New(o Options) *Writer {
 type Result struct {
 	// Busy means another writer holds the partition's lease; it will see the new events.
 	Busy bool `json:"busy,omitempty"`
-	// Events is the number of stream entries processed (acknowledged or parked).
+	// Events is the number of stream entries acknowledged: written, or skipped.
 	Events int `json:"events"`
 	// Commits is the number of commits pushed.
 	Commits int `json:"commits"`
@@ -134,7 +134,7 @@ func (w *Writer) Drain(ctx context.Context, p identity.Partition) (Result, error
 		if err != nil || backlog == 0 {
 			return total, err
 		}
-		if time.Now().After(deadline) || r.Events == 0 {
+		if time.Now().After(deadline) || r.Events+r.DeadLettered == 0 {
 			if w.o.Notifier != nil {
 				w.o.Notifier.Notify(p)
 			}
