@@ -146,7 +146,8 @@ func Compile(in Input) (*Plan, []Problem) {
 		problems = plan.add("ClusterWatchRule", "", cwr.Name, targets[ref], ref, cwr.Spec.ObjectSelector, problems, func(add func(v1alpha1.ResourceRule, rule)) {
 			for _, r := range cwr.Spec.Rules {
 				add(r.ResourceRule, rule{
-					clusterScoped: r.Scope != v1alpha1.ScopeNamespaced,
+					// Naming namespaces says the rule is about namespaced objects.
+					clusterScoped: r.Scope != v1alpha1.ScopeNamespaced && len(r.Namespaces) == 0,
 					namespaced:    r.Scope != v1alpha1.ScopeCluster,
 					namespaces:    newSet(r.Namespaces),
 				})

@@ -32,6 +32,13 @@ func fixture() Input {
 		}},
 		ClusterWatchRules: []v1alpha1.ClusterWatchRule{
 			{
+				ObjectMeta: objMeta("", "core-in-web"),
+				Spec: v1alpha1.ClusterWatchRuleSpec{
+					TargetRef: v1alpha1.NamespacedObjectReference{Namespace: "gitops", Name: "prod"},
+					Rules:     []v1alpha1.ClusterResourceRule{{ResourceRule: v1alpha1.ResourceRule{APIGroups: []string{""}, Resources: []string{"*"}}, Namespaces: []string{"web"}}},
+				},
+			},
+			{
 				ObjectMeta: objMeta("", "apps-in-web"),
 				Spec: v1alpha1.ClusterWatchRuleSpec{
 					TargetRef:      v1alpha1.NamespacedObjectReference{Namespace: "gitops", Name: "prod"},
@@ -84,6 +91,7 @@ func TestMatch(t *testing.T) {
 			o.Group, o.Resource, o.Namespace, o.Operation = "", "configmaps", "team-a", v1alpha1.OperationDelete
 		}, nil},
 		{"watchrule is namespace-bound", func(o *Object) { o.Group, o.Resource, o.Namespace = "", "configmaps", "team-b" }, nil},
+		{"a rule naming namespaces skips cluster-scoped objects", func(o *Object) { o.Group, o.Resource, o.Namespace = "", "namespaces", "" }, []string{"gitops/all"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,7 +56,7 @@ type ClusterResourceRule struct {
 	ResourceRule `json:",inline"`
 
 	// Scope limits the rule to "Cluster" (cluster-scoped objects) or "Namespaced" objects;
-	// empty matches both.
+	// empty matches both, or only namespaced objects when Namespaces is set.
 	// +optional
 	// +kubebuilder:validation:Enum=Cluster;Namespaced
 	Scope Scope `json:"scope,omitempty"`
