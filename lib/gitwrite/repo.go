@@ -201,6 +201,21 @@ func (r *Repo) Fetch(ctx context.Context) error {
 	return nil
 }
 
+// Reset discards the unpushed local commits: Tip goes back to Head. It needs no network, so
+// it works while the remote is down.
+func (r *Repo) Reset() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tip == r.head {
+		return nil
+	}
+	if err := r.setRef(r.branch, r.head); err != nil {
+		return err
+	}
+	r.tip = r.head
+	return nil
+}
+
 // Push sends the commits between Head and Tip and moves the remote branch
 // from Head to Tip, creating it when Head is ZeroHash. The move is a
 // compare-and-swap: if the remote branch is not at Head (checked against the

@@ -547,3 +547,30 @@ func TestHistoryWalksFirstParentsFromHead(t *testing.T) {
 		t.Errorf("History until %s = %q, want only the newest commit", stop, got)
 	}
 }
+
+func TestResetDiscardsUnpushedCommitsWithoutTheRemote(t *testing.T) {
+	bare := newBare(t)
+	seed(t, bare)
+	r := openFile(t, bare)
+	head := r.Head()
+	commit(t, r, "unpushed", put("d/f.yaml", "x"))
+	if r.Tip() == head {
+		t.Fatal("Commit did not move Tip")
+	}
+	if err := os.RemoveAll(bare); err != nil { // the remote is gone
+		t.Fatal(err)
+	}
+	if err := r.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Tip() != head {
+		t.Errorf("Tip = %s after Reset, want Head %s", r.Tip(), head)
+	}
+	if _, ok, _ := r.ReadFile("d/f.yaml"); ok {
+		t.Error("the discarded commit's file is still in Tip's tree")
+	}
+	// Writing the same content again is a change again.
+	if _, changed := commit(t, r, "again", put("d/f.yaml", "x")); !changed {
+		t.Error("re-applying the discarded change made no commit")
+	}
+}

@@ -260,13 +260,12 @@ func (w *Writer) writeBatch(ctx context.Context, l *lease.Lease, m *mirror, batc
 			}
 		}
 		w.o.Metrics.Committed(partition, time.Since(st.now))
-		if n == 0 {
-			return p, 0, nil
+		if m.repo.Tip() == m.repo.Head() {
+			return p, 0, nil // nothing new for Git: acknowledge without a push
 		}
 		// Never push without the lease: a holder that lost it must leave the branch alone.
 		if err := l.Check(ctx); err != nil {
-			_ = m.repo.Fetch(ctx) // drop the unpushed commits
-			return plan{}, 0, fmt.Errorf("stopped before push: %w", err)
+			return plan{}, 0, errors.Join(fmt.Errorf("stopped before push: %w", err), m.repo.Reset())
 		}
 		pushed := time.Now()
 		err := m.repo.Push(ctx)
@@ -274,11 +273,15 @@ func (w *Writer) writeBatch(ctx context.Context, l *lease.Lease, m *mirror, batc
 		if err == nil {
 			return p, n, nil
 		}
-		// Drop the unpushed commits, whatever happened: the next attempt starts from the remote.
-		if ferr := m.repo.Fetch(ctx); ferr != nil {
-			return plan{}, 0, errors.Join(err, ferr)
+		// Whatever happened, the unpushed commits go: the next attempt, in this drain or a
+		// later one, plans the batch again from the remote's state.
+		if rerr := m.repo.Reset(); rerr != nil {
+			return plan{}, 0, errors.Join(err, rerr)
 		}
 		if !errors.Is(err, gitwrite.ErrRemoteMoved) || attempt >= w.o.PushAttempts {
+			return plan{}, 0, err
+		}
+		if err := m.repo.Fetch(ctx); err != nil {
 			return plan{}, 0, err
 		}
 		logging.FromContext(ctx).Infow("Branch moved under us; planning again on the new tip", "attempt", attempt)
@@ -301,17 +304,18 @@ func pushResult(err error) string {
 	return "error"
 }
 
-// mirror returns the partition's local mirror, fetched up to date. It is reopened when the
-// credentials changed.
+// mirror returns the partition's local mirror, opened (and fetched) on first use and reopened
+// when the credentials changed.
 func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*mirror, error) {
 	w.mu.Lock()
 	m, ok := w.repos[info.ID]
 	w.mu.Unlock()
 	if ok && sameAuth(m.auth, info.Auth) {
-		if err := m.repo.Fetch(ctx); err != nil {
-			return nil, err
-		}
-		return m, nil
+		// No fetch: if the branch moved since our last push, the push's compare-and-swap
+		// fails and the batch is planned again on a fresh fetch. That costs a retry in the rare
+		// case and saves a round trip to the remote on every drain. Commits a failed drain left
+		// unpushed are dropped, so that the next plan starts from what the remote has.
+		return m, m.repo.Reset()
 	}
 	repo, err := gitwrite.Open(ctx, gitwrite.Options{
 		URL:     info.RepoURL,
