@@ -36,7 +36,8 @@ test-unit:
 
 ## bench: benchmarks against real servers (numbers, no thresholds)
 bench: tools
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./lib/gitwrite ./lib/ingest ./test/e2e
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s -timeout 30m ./lib/gitwrite ./lib/bus ./lib/ingest
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e
 
 ## tools: build the pinned kube-apiserver and etcd used by tests (cached by version)
 tools: $(APISERVER) $(ETCD)

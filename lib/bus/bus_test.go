@@ -14,6 +14,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/lib/lease"
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
+	"github.com/gitops-reverser/gitops-reverser/test/testenv"
 )
 
 // fixture is one real valkey-server and a client on it.
@@ -24,18 +25,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts harness.ValkeyOptions) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, err := harness.StartValkey(ctx, opts)
-	if err != nil {
-		t.Fatalf("start Valkey: %v", err)
-	}
-	t.Cleanup(func() { _ = v.Close() })
-	c, err := bus.Dial(ctx, v.Addr, "", "")
-	if err != nil {
-		t.Fatalf("dial Valkey: %v", err)
-	}
-	t.Cleanup(c.Close)
+	v, c := testenv.Valkey(t, opts)
 	return &fixture{valkey: v, client: c}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/change"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
+	"github.com/gitops-reverser/gitops-reverser/test/testenv"
 )
 
 // fixture is an ingest handler on a real Valkey.
@@ -37,18 +38,7 @@ func newFixture(t testing.TB, maxBody int64) *fixture {
 
 func newFixtureWith(t testing.TB, o Options) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, err := harness.StartValkey(ctx, harness.ValkeyOptions{})
-	if err != nil {
-		t.Fatalf("start Valkey: %v", err)
-	}
-	t.Cleanup(func() { v.Close() })
-	client, err := bus.Dial(ctx, v.Addr, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	v, client := testenv.Valkey(t, harness.ValkeyOptions{})
 	cat, err := catalog.LoadFile("testdata/catalog.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/lib/lease"
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
+	"github.com/gitops-reverser/gitops-reverser/test/testenv"
 )
 
 type fixture struct {
@@ -22,18 +23,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, err := harness.StartValkey(ctx, harness.ValkeyOptions{})
-	if err != nil {
-		t.Fatalf("start Valkey: %v", err)
-	}
-	t.Cleanup(func() { _ = v.Close() })
-	c, err := bus.Dial(ctx, v.Addr, "", "")
-	if err != nil {
-		t.Fatalf("dial Valkey: %v", err)
-	}
-	t.Cleanup(c.Close)
+	v, c := testenv.Valkey(t, harness.ValkeyOptions{})
 	return &fixture{valkey: v, client: c}
 }
 

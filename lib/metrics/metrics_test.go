@@ -11,21 +11,12 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
+	"github.com/gitops-reverser/gitops-reverser/test/testenv"
 )
 
 func TestBacklogReadsValkeyAtScrape(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, err := harness.StartValkey(ctx, harness.ValkeyOptions{})
-	if err != nil {
-		t.Fatalf("start Valkey: %v", err)
-	}
-	t.Cleanup(func() { v.Close() })
-	c, err := bus.Dial(ctx, v.Addr, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	ctx := context.Background()
+	_, c := testenv.Valkey(t, harness.ValkeyOptions{})
 	b := bus.New(c, bus.Options{})
 	if _, err := b.Append(ctx, "p1", []bus.Entry{{ID: "a", Payload: []byte("x")}, {ID: "b", Payload: []byte("y")}}); err != nil {
 		t.Fatal(err)

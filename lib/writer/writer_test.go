@@ -15,6 +15,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/identity"
 	"github.com/gitops-reverser/gitops-reverser/lib/lease"
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
+	"github.com/gitops-reverser/gitops-reverser/test/testenv"
 )
 
 // fixture is a Writer on a real Valkey and a real Git remote over smart HTTP.
@@ -47,23 +48,8 @@ spec: {providerRef: {name: repo}, branch: main, path: clusters/prod, sourceClust
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, err := harness.StartValkey(ctx, harness.ValkeyOptions{})
-	if err != nil {
-		t.Fatalf("start Valkey: %v", err)
-	}
-	t.Cleanup(func() { v.Close() })
-	git, err := harness.StartGitRemote(ctx, harness.GitRemoteOptions{})
-	if err != nil {
-		t.Fatalf("start Git remote: %v", err)
-	}
-	t.Cleanup(func() { git.Close() })
-	client, err := bus.Dial(ctx, v.Addr, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	_, client := testenv.Valkey(t, harness.ValkeyOptions{})
+	git := testenv.GitRemote(t, harness.GitRemoteOptions{})
 
 	file := filepath.Join(t.TempDir(), "catalog.yaml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(catalogYAML, git.Username, git.Password, git.URL)), 0o600); err != nil {
