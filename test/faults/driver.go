@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -138,7 +137,7 @@ func (m *Model) NewBatch(o BatchOptions) *Batch {
 	if len(o.Objects) > 0 {
 		n = len(o.Objects)
 	}
-	if n == 0 {
+	if n == 0 && len(o.PoisonAt) == 0 {
 		n = 1 + m.r.IntN(8)
 	}
 	b := &Batch{N: len(m.batches)}
@@ -497,11 +496,4 @@ func (m *Model) Counts() string {
 func newUUID() string {
 	h := randomHex(16)
 	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32]
-}
-
-// shuffle is a seeded shuffle of a copy of s.
-func shuffle[T any](r *Rig, s []T) []T {
-	out := slices.Clone(s)
-	r.Rand(func(rng *mrand.Rand) { rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] }) })
-	return out
 }

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -355,7 +354,7 @@ func objOfPath(path string) (Obj, bool) {
 	return Obj{parts[0], strings.TrimSuffix(parts[3], ".yaml")}, true
 }
 
-// EpochsAfter returns the commits, oldest first, with their epochs, for scenario checks.
+// EpochsInOrder returns the writer's commits that carry a Writer-Epoch, oldest first.
 func (rep *Report) EpochsInOrder() []struct {
 	Hash  string
 	Epoch int64
@@ -385,14 +384,4 @@ func short(h string) string {
 func subject(msg string) string {
 	s, _, _ := strings.Cut(msg, "\n")
 	return s
-}
-
-// sortedKeys is for stable messages.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
