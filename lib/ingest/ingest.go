@@ -8,7 +8,6 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -289,9 +288,4 @@ func bearer(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(token), true
-}
-
-// String makes a Result readable in logs.
-func (r Result) String() string {
-	return fmt.Sprintf("events=%d changes=%d appended=%d skipped=%v", r.Events, r.Changes, r.Appended, r.Skipped)
 }

@@ -51,9 +51,11 @@ type Event struct {
 	Verb    string
 	Seq     int64 // the object's resourceVersion, increasing over all events
 	User    string
-	Data    map[string]string // the ConfigMap's data; nil for a delete
-	Poison  bool              // the responseObject has no kind: it cannot be rendered
-	Batch   int
+	// ImpersonatedBy is the real user when User was impersonated.
+	ImpersonatedBy string
+	Data           map[string]string // the ConfigMap's data; nil for a delete
+	Poison         bool              // the responseObject has no kind: it cannot be rendered
+	Batch          int
 }
 
 // Batch is one audit EventList: a fixed body, so retries carry the very same event ids.
@@ -283,6 +285,7 @@ func (m *Model) auditJSON(e *Event, pad int) json.RawMessage {
 		// alice acting as bob: the change is bob's, made with alice's credentials.
 		ev["user"] = map[string]any{"username": "alice", "groups": []string{"system:authenticated"}}
 		ev["impersonatedUser"] = user
+		e.ImpersonatedBy = "alice"
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {
@@ -399,7 +402,7 @@ type Flow struct {
 	err             atomic.Pointer[error]
 }
 
-// StartFlow posts random batches, one at a time, with gaps up to gap between them.
+// StartFlow posts random batches, one at a time, with gaps of gap on average between them.
 func (m *Model) StartFlow(gap time.Duration, o BatchOptions) *Flow {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Flow{cancel: cancel, done: make(chan struct{})}
@@ -419,7 +422,7 @@ func (m *Model) StartFlow(gap time.Duration, o BatchOptions) *Flow {
 			}
 			f.Batches.Add(1)
 			f.Events.Add(int64(len(b.Events)))
-			sleepCtx(ctx, m.r.Duration(0, gap))
+			sleepCtx(ctx, m.r.Duration(gap/2, gap*3/2))
 		}
 	}()
 	return f

@@ -30,8 +30,12 @@ type Report struct {
 	HumanCommits  int
 	Events        int // events the model generated
 	Written       int // distinct event ids found in commits
-	DLQ           int
-	MaxAttempts   int64
+	// NetEmpty counts events in no commit because they sit in a run of one user's changes
+	// that changes nothing overall (a create and a delete of one object): the commit such a
+	// run becomes is empty, and Git has no empty commits.
+	NetEmpty    int
+	DLQ         int
+	MaxAttempts int64
 	// Epochs are the Writer-Epoch trailers of the writer's commits, oldest first; empty when
 	// the writer does not write the trailer.
 	Epochs []int64
@@ -46,8 +50,8 @@ func (rep *Report) String() string {
 	if len(rep.Epochs) > 0 {
 		epochs = fmt.Sprintf("epochs %d..%d", rep.Epochs[0], rep.Epochs[len(rep.Epochs)-1])
 	}
-	return fmt.Sprintf("%d events -> %d written once each, %d writer commits (%s), %d human/seed commits, %d files for %d live objects, DLQ %d (max attempts %d)",
-		rep.Events, rep.Written, rep.WriterCommits, epochs, rep.HumanCommits, rep.Files, rep.Live, rep.DLQ, rep.MaxAttempts)
+	return fmt.Sprintf("%d events -> %d written once each (+%d in net-empty runs, no commit), %d writer commits (%s), %d human/seed commits, %d files for %d live objects, DLQ %d (max attempts %d)",
+		rep.Events, rep.Written, rep.NetEmpty, rep.WriterCommits, epochs, rep.HumanCommits, rep.Files, rep.Live, rep.DLQ, rep.MaxAttempts)
 }
 
 // violations collects failures per invariant, to report a few of each, not thousands.
@@ -279,13 +283,19 @@ func Check(r *Rig) *Report {
 		}
 	}
 	poison := map[string]*Event{}
-	for _, e := range m.Events() {
+	events := m.Events()
+	netEmpty := netEmptyEvents(events)
+	for _, e := range events {
 		rep.Events++
 		if e.Poison {
 			poison[e.EventID] = e
 			continue
 		}
 		if _, ok := written[e.EventID]; !ok {
+			if netEmpty[e.EventID] {
+				rep.NetEmpty++
+				continue
+			}
 			v.add("b dropped", "event %s (%s %s seq %d by %s, batch %d) was accepted but is in no commit", e.EventID, e.Verb, e.Obj, e.Seq, e.User, e.Batch)
 		}
 	}
@@ -343,6 +353,70 @@ func Check(r *Rig) *Report {
 		r.T.Logf("invariants hold: %s", rep)
 	}
 	return rep
+}
+
+// netEmptyEvents returns the events that may rightly be in no commit: those inside a run of
+// consecutive changes (in stream order) by one user whose net effect on every object it
+// touches is nil. The writer commits such a run, or any stretch of it its batch boundaries
+// cut out, as one commit of an unchanged tree, which is no commit at all. Poison events in
+// between are ignored: the writer sets them aside without ending the run.
+func netEmptyEvents(events []*Event) map[string]bool {
+	type state struct {
+		live bool
+		data map[string]string
+	}
+	before := make([]state, len(events)) // each event's object, just before it
+	after := make([]state, len(events))
+	cur := map[Obj]state{}
+	for i, e := range events {
+		before[i] = cur[e.Obj]
+		if !e.Poison {
+			cur[e.Obj] = state{live: e.Op != OpDelete, data: e.Data}
+		}
+		after[i] = cur[e.Obj]
+	}
+	same := func(a, b state) bool { return a.live == b.live && (!a.live || maps.Equal(a.data, b.data)) }
+	actor := func(e *Event) string { return e.User + "\x00" + e.ImpersonatedBy }
+	out := map[string]bool{}
+	for k, e := range events {
+		if e.Poison {
+			continue
+		}
+		lo, hi := k, k
+		for lo > 0 && (events[lo-1].Poison || actor(events[lo-1]) == actor(e)) {
+			lo--
+		}
+		for hi < len(events)-1 && (events[hi+1].Poison || actor(events[hi+1]) == actor(e)) {
+			hi++
+		}
+	windows:
+		for i := lo; i <= k; i++ {
+			for j := k; j <= hi; j++ {
+				first, last := map[Obj]int{}, map[Obj]int{}
+				for x := i; x <= j; x++ {
+					if events[x].Poison {
+						continue
+					}
+					if _, ok := first[events[x].Obj]; !ok {
+						first[events[x].Obj] = x
+					}
+					last[events[x].Obj] = x
+				}
+				empty := true
+				for o, f := range first {
+					if !same(before[f], after[last[o]]) {
+						empty = false
+						break
+					}
+				}
+				if empty {
+					out[e.EventID] = true
+					break windows
+				}
+			}
+		}
+	}
+	return out
 }
 
 // objOfPath reads the object of a file path clusters/faults/<ns>/core/configmaps/<name>.yaml.

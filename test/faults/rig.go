@@ -520,6 +520,13 @@ func (w *Writer) Usable() bool {
 	return w.alive && !w.paused
 }
 
+// Alive reports whether the writer process runs (paused or not).
+func (w *Writer) Alive() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.alive
+}
+
 // Starts is how often the writer was started.
 func (w *Writer) Starts() int {
 	w.mu.Lock()
@@ -765,23 +772,31 @@ func (r *Rig) State(ctx context.Context) (State, error) {
 }
 
 // Settle kicks writers until the partition's stream is empty, no lease is held and the
-// branch stands still, or fails the test after timeout with what it saw.
+// branch stands still. It fails the test with what it saw after timeout, or sooner when
+// nothing moved (stream, DLQ and branch unchanged) for stuckAfter: a stuck partition.
 func (r *Rig) Settle(timeout time.Duration) {
 	r.T.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	const stuckAfter = 30 * time.Second
 	start := time.Now()
+	deadline := start.Add(timeout)
 	var last State
 	var lastKick KickResult
 	var lastErr error
 	quiet := 0
-	head := ""
+	head, progressHead := "", ""
+	var progressState State
+	progressAt := time.Now()
 	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		s, err := r.State(ctx)
+		cancel()
 		lastErr = err
+		h := r.RemoteHead()
 		if err == nil {
 			last = s
-			h, _ := r.Git.Head(Branch)
+			if s.Stream != progressState.Stream || s.DLQ != progressState.DLQ || h != progressHead {
+				progressState, progressHead, progressAt = s, h, time.Now()
+			}
 			if s.Stream == 0 && !s.Lease && (h == head || quiet == 0) {
 				quiet++
 				head = h
@@ -790,25 +805,39 @@ func (r *Rig) Settle(timeout time.Duration) {
 					r.T.Logf("settled in %v: %s", time.Since(start).Round(time.Millisecond), s)
 					return
 				}
-				sleepCtx(ctx, 300*time.Millisecond)
+				time.Sleep(300 * time.Millisecond)
 				continue
 			}
 			quiet, head = 0, ""
 		}
-		if ctx.Err() != nil {
-			break
+		if time.Now().After(deadline) {
+			r.T.Fatalf("partition did not settle within %v: last state %s (last read error: %v), last kick %s; events are stuck: neither acknowledged nor parked",
+				timeout, last, lastErr, lastKick)
+		}
+		if time.Since(progressAt) > stuckAfter {
+			r.T.Fatalf("partition stuck: nothing moved for %v (stream, DLQ and branch unchanged): state %s (last read error: %v), last kick %s; events are neither written nor parked",
+				stuckAfter, last, lastErr, lastKick)
 		}
 		usable := r.usableWriters()
 		if len(usable) == 0 {
 			r.T.Fatalf("settle: no usable writer (all killed or paused); state %s", last)
 		}
-		lastKick = r.Kick(ctx, usable[i%len(usable)])
+		kctx, kcancel := context.WithDeadline(context.Background(), deadline)
+		lastKick = r.Kick(kctx, usable[i%len(usable)])
+		kcancel()
 		if !lastKick.Drained() {
-			sleepCtx(ctx, 100*time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	r.T.Fatalf("partition did not settle within %v: last state %s (error %v), last kick %s; a stream that never empties means events are stuck (not acknowledged, not parked)",
-		timeout, last, lastErr, lastKick)
+}
+
+// CountLog counts the lines of every writer's log (all incarnations) that match re.
+func (r *Rig) CountLog(re *regexp.Regexp) int {
+	n := 0
+	for _, w := range r.Writers() {
+		n += len(re.FindAllStringIndex(w.FullLog(), -1))
+	}
+	return n
 }
 
 func (r *Rig) usableWriters() []int {
@@ -824,12 +853,12 @@ func (r *Rig) usableWriters() []int {
 // epochRE finds the epoch a writer logs with its lease (zap JSON: "epoch":7).
 var epochRE = regexp.MustCompile(`"epoch":\s*"?(\d+)`)
 
-// Holder guesses which live writer holds the lease of the given epoch from what each logged
-// since its last start. It returns -1 when none logged it (yet).
+// Holder guesses which running (possibly paused) writer holds the lease of the given epoch
+// from what each logged since its last start. It returns -1 when none logged it (yet).
 func (r *Rig) Holder(epoch int64) int {
 	want := strconv.FormatInt(epoch, 10)
 	for _, w := range r.Writers() {
-		if !w.Usable() {
+		if !w.Alive() {
 			continue
 		}
 		for _, m := range epochRE.FindAllStringSubmatch(w.Log(), -1) {
