@@ -22,9 +22,11 @@ build:
 demo: tools
 	$(GO) run ./test/demo
 
-## test: every test, unit and end to end, against real Valkey, kube-apiserver and Git servers
+## test: every test, unit, end to end and the short fault suite, against real Valkey,
+## kube-apiserver and Git servers. One package at a time: the fault suite runs second-scale
+## leases and must not compete with an apiserver for the two cores.
 test: tools
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -p 1 -timeout 30m ./...
 
 ## test-faults: the long form of the fault suite (writers killed >= 20 times, races, outages)
 test-faults: tools
