@@ -304,18 +304,22 @@ func pushResult(err error) string {
 	return "error"
 }
 
-// mirror returns the partition's local mirror, opened (and fetched) on first use and reopened
-// when the credentials changed.
+// mirror returns the partition's local mirror, fetched up to date. It is opened on first use
+// and reopened when the credentials changed.
 func (w *Writer) mirror(ctx context.Context, info *catalog.Partition) (*mirror, error) {
 	w.mu.Lock()
 	m, ok := w.repos[info.ID]
 	w.mu.Unlock()
 	if ok && sameAuth(m.auth, info.Auth) {
-		// No fetch: if the branch moved since our last push, the push's compare-and-swap
-		// fails and the batch is planned again on a fresh fetch. That costs a retry in the rare
-		// case and saves a round trip to the remote on every drain. Commits a failed drain left
-		// unpushed are dropped, so that the next plan starts from what the remote has.
-		return m, m.repo.Reset()
+		// Fetch under the new lease, every time: another writer may have pushed since this
+		// mirror last did, and a batch that changes nothing must be judged against the branch
+		// as it is. A change planned on a stale tree would be caught by the push's
+		// compare-and-swap, but "nothing to write" would be acknowledged and lost. The fetch
+		// also drops commits a failed drain left unpushed.
+		if err := m.repo.Fetch(ctx); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	repo, err := gitwrite.Open(ctx, gitwrite.Options{
 		URL:     info.RepoURL,

@@ -21,6 +21,7 @@ import (
 // fixture is a Writer on a real Valkey and a real Git remote over smart HTTP.
 type fixture struct {
 	w         *Writer
+	newWriter func(t *testing.T) *Writer // another replica, with its own mirror
 	bus       *bus.Bus
 	git       *harness.GitRemote
 	partition identity.Partition
@@ -60,8 +61,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	b := bus.New(client, bus.Options{})
+	replica := func(t *testing.T) *Writer {
+		return New(Options{Catalog: cat, Bus: b, CacheDir: t.TempDir(), LeaseTTL: 2 * time.Second, GitTimeout: 5 * time.Second})
+	}
 	return &fixture{
-		w:         New(Options{Catalog: cat, Bus: b, CacheDir: t.TempDir(), LeaseTTL: 2 * time.Second, GitTimeout: 5 * time.Second}),
+		w:         replica(t),
+		newWriter: replica,
 		bus:       b,
 		git:       git,
 		partition: identity.PartitionOf(git.URL, "main"),
@@ -71,9 +76,15 @@ func newFixture(t *testing.T) *fixture {
 // appendChanges queues ConfigMap upserts as ingest would, one audit id per call.
 func (f *fixture) appendChanges(t *testing.T, auditID string, names ...string) {
 	t.Helper()
+	f.appendOps(t, auditID, change.OpUpsert, names...)
+}
+
+// appendOps queues one kind of change to ConfigMaps.
+func (f *fixture) appendOps(t *testing.T, auditID string, op change.Op, names ...string) {
+	t.Helper()
 	var entries []bus.Entry
 	for _, name := range names {
-		m := msgIn(t, "0-0", "alice", "apps", name, change.OpUpsert)
+		m := msgIn(t, "0-0", "alice", "apps", name, op)
 		c, err := change.Unmarshal(m.Payload)
 		if err != nil {
 			t.Fatal(err)
@@ -215,5 +226,34 @@ func TestDrainRefusesUnknownPartitions(t *testing.T) {
 	_, err := f.w.Drain(context.Background(), identity.PartitionOf("http://elsewhere/repo.git", "main"))
 	if !errors.Is(err, ErrUnknownPartition) {
 		t.Errorf("err = %v, want ErrUnknownPartition", err)
+	}
+}
+
+// A replica whose mirror is older than the branch must not take "nothing to change in my
+// copy" for "nothing to change": that would acknowledge a delete without writing it.
+func TestDrainJudgesAgainstTheBranchNotAStaleMirror(t *testing.T) {
+	f := newFixture(t)
+	other := f.newWriter(t)
+	drain := func(w *Writer) {
+		t.Helper()
+		if _, err := w.Drain(context.Background(), f.partition); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.appendChanges(t, "a1", "a")
+	drain(other) // other's mirror now knows a, and nothing after it
+	f.appendChanges(t, "a2", "b")
+	drain(f.w) // b is pushed by the first replica
+	f.appendOps(t, "a3", change.OpDelete, "b")
+	drain(other)
+	files, err := f.git.Files("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := files["clusters/prod/apps/core/configmaps/b.yaml"]; ok {
+		t.Error("the delete of b was acknowledged without being written")
+	}
+	if _, ok := files["clusters/prod/apps/core/configmaps/a.yaml"]; !ok {
+		t.Error("a is missing")
 	}
 }
