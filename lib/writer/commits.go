@@ -119,7 +119,13 @@ func planBatch(batch []decoded, st batchState) plan {
 		var file gitwrite.Change
 		err := d.err
 		if err == nil {
-			if st.applied(c.ID) || older(c.ResourceVersion, newest(versionKey(c))) {
+			k := versionKey(c)
+			if st.applied(c.ID) || older(c.ResourceVersion, newest(k)) {
+				// An applied event is in Git even though its acknowledgement was lost, so its
+				// version counts: an older change queued after it must not roll it back.
+				if st.applied(c.ID) && c.ResourceVersion != "" && !older(c.ResourceVersion, newest(k)) {
+					p.versions[k] = c.ResourceVersion
+				}
 				p.ack = append(p.ack, d.msg.StreamID)
 				p.skipped++
 				p.outcomes[i] = outcomeSkipped

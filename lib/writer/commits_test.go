@@ -110,8 +110,31 @@ func TestPlanBatchSkipsWhatGitAlreadyHas(t *testing.T) {
 	if strings.Join(p.ack, ",") != "1-0,2-0,3-0,4-0" {
 		t.Errorf("ack = %v: skipped events are acknowledged too", p.ack)
 	}
-	if got := p.versions[versionKey(batch[0].change)]; got != "5" || len(p.versions) != 1 {
-		t.Errorf("versions = %v, want only a -> 5", p.versions)
+	if got := p.versions[versionKey(batch[0].change)]; got != "5" {
+		t.Errorf("versions = %v, want a -> 5", p.versions)
+	}
+	if got := p.versions[versionKey(batch[3].change)]; got != "1" {
+		t.Errorf("versions = %v: c@1 is in Git (pushed, ack lost), so its version counts", p.versions)
+	}
+}
+
+// An event pushed before a crash (its ack lost) and redelivered is skipped, but its version
+// must still guard against an older change of the same object queued behind it.
+func TestPlanBatchRecordsTheVersionOfARedeliveredEvent(t *testing.T) {
+	withRV := func(m bus.Message, rv string) bus.Message {
+		c, _ := change.Unmarshal(m.Payload)
+		c.ResourceVersion = rv
+		b, _ := c.Marshal()
+		return bus.Message{StreamID: m.StreamID, Payload: b, Deliveries: 1}
+	}
+	newer := withRV(msg(t, "1-0", "alice", "a", change.OpUpsert), "15")
+	older := withRV(msg(t, "2-0", "bob", "a", change.OpUpsert), "12") // appended late by a second ingest
+	batch := decode([]bus.Message{newer, older})
+	st := state("clusters/prod")
+	st.applied = func(id string) bool { return id == batch[0].change.ID }
+	p := planBatch(batch, st)
+	if len(p.commits) != 0 || p.skipped != 2 {
+		t.Errorf("commits %d, skipped %d: the older change must not be written over the newer one in Git", len(p.commits), p.skipped)
 	}
 }
 
