@@ -58,6 +58,13 @@ type Event struct {
 	Batch          int
 }
 
+// Step is one exact event of a batch: an operation on an object by a user.
+type Step struct {
+	Obj  Obj
+	Op   Op
+	User string
+}
+
 // Batch is one audit EventList: a fixed body, so retries carry the very same event ids.
 type Batch struct {
 	N      int
@@ -123,12 +130,20 @@ func NewModel(r *Rig) *Model {
 type BatchOptions struct {
 	// Events is the number of events; default 1 to 8 at random.
 	Events int
-	// Objects to change, in order (forced upserts); default random objects and operations.
+	// Objects to change, in order (forced upserts, or deletes with Delete); default random
+	// objects and operations.
 	Objects []Obj
+	// Delete makes the events of Objects deletes; each object must be live.
+	Delete bool
 	// PoisonAt puts a poison event at these positions.
 	PoisonAt []int
 	// Pad adds this many bytes of data to each object, for big batches.
 	Pad int
+	// Steps are exact events, in order, instead of random ones.
+	Steps []Step
+	// Pool is what random events pick objects from; default the shared random pool. Batches
+	// posted concurrently must use disjoint pools, or their order per object is undefined.
+	Pool []Obj
 }
 
 // NewBatch generates a batch and applies it to the expected state.
@@ -139,6 +154,9 @@ func (m *Model) NewBatch(o BatchOptions) *Batch {
 	if len(o.Objects) > 0 {
 		n = len(o.Objects)
 	}
+	if len(o.Steps) > 0 {
+		n = len(o.Steps)
+	}
 	if n == 0 && len(o.PoisonAt) == 0 {
 		n = 1 + m.r.IntN(8)
 	}
@@ -148,11 +166,24 @@ func (m *Model) NewBatch(o BatchOptions) *Batch {
 		var e *Event
 		if slices.Contains(o.PoisonAt, i) {
 			e = m.poisonEvent()
+		} else if len(o.Steps) > 0 {
+			st, live := o.Steps[0], m.objs[o.Steps[0].Obj] != nil && m.objs[o.Steps[0].Obj].live
+			if live == (st.Op == OpCreate) {
+				panic(fmt.Sprintf("BatchOptions.Steps: cannot %s %s (live: %v)", st.Op, st.Obj, live))
+			}
+			e = m.applyAs(st.Obj, st.Op, o.Pad, st.User)
+			o.Steps = o.Steps[1:]
+		} else if len(o.Objects) > 0 && o.Delete {
+			if st := m.objs[o.Objects[0]]; st == nil || !st.live {
+				panic(fmt.Sprintf("BatchOptions.Delete: %s is not live", o.Objects[0]))
+			}
+			e = m.apply(o.Objects[0], OpDelete, o.Pad)
+			o.Objects = o.Objects[1:]
 		} else if len(o.Objects) > 0 {
 			e = m.upsert(o.Objects[0], o.Pad)
 			o.Objects = o.Objects[1:]
 		} else {
-			e = m.randomEvent(o.Pad)
+			e = m.randomEvent(o.Pool, o.Pad)
 		}
 		if e == nil {
 			continue
@@ -172,8 +203,11 @@ func (m *Model) NewBatch(o BatchOptions) *Batch {
 	return b
 }
 
-func (m *Model) randomEvent(pad int) *Event {
-	o := m.random[m.r.IntN(len(m.random))]
+func (m *Model) randomEvent(pool []Obj, pad int) *Event {
+	if len(pool) == 0 {
+		pool = m.random
+	}
+	o := pool[m.r.IntN(len(pool))]
 	st := m.objs[o]
 	if st != nil && st.live && m.r.IntN(4) == 0 {
 		return m.apply(o, OpDelete, pad)
@@ -188,15 +222,20 @@ func (m *Model) upsert(o Obj, pad int) *Event {
 	return m.apply(o, OpCreate, pad)
 }
 
-// apply makes an event of o and applies it to the expected state.
+// apply makes an event of o by a random user and applies it to the expected state.
 func (m *Model) apply(o Obj, op Op, pad int) *Event {
+	return m.applyAs(o, op, pad, users[m.r.IntN(len(users))])
+}
+
+// applyAs makes an event of o by user and applies it to the expected state.
+func (m *Model) applyAs(o Obj, op Op, pad int, user string) *Event {
 	m.rv++
 	st := m.objs[o]
 	if st == nil {
 		st = &objState{}
 		m.objs[o] = st
 	}
-	e := &Event{AuditID: newUUID(), Obj: o, Op: op, Seq: m.rv, User: users[m.r.IntN(len(users))]}
+	e := &Event{AuditID: newUUID(), Obj: o, Op: op, Seq: m.rv, User: user}
 	e.EventID = identity.EventID(e.AuditID, o.Key(), Target)
 	switch op {
 	case OpCreate:

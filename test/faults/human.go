@@ -61,25 +61,32 @@ func (h *Human) git(ctx context.Context, dir string, args ...string) (string, er
 }
 
 // Commit makes one commit on top of the remote branch with edit (run in the work tree) and
-// pushes it, starting over from the new tip whenever the push is refused because the branch
-// moved. It returns the pushed commit.
+// pushes it. A push refused because the branch moved is rebased onto the new tip and pushed
+// again (git pull --rebase, as a person would); when the rebase conflicts, the edit starts
+// over from the new tip. It gives up after two minutes of refusals. It returns the pushed
+// commit.
 func (h *Human) Commit(message string, edit func(dir string) error) (string, error) {
 	ctx := context.Background()
-	for attempt := 1; attempt <= 30; attempt++ {
-		if _, err := h.git(ctx, h.Dir, "fetch", "--quiet", "origin", Branch); err != nil {
-			return "", err
-		}
-		if _, err := h.git(ctx, h.Dir, "reset", "--quiet", "--hard", "origin/"+Branch); err != nil {
-			return "", err
-		}
-		if err := edit(h.Dir); err != nil {
-			return "", err
-		}
-		if _, err := h.git(ctx, h.Dir, "add", "--all"); err != nil {
-			return "", err
-		}
-		if _, err := h.git(ctx, h.Dir, "commit", "--quiet", "--message", message); err != nil {
-			return "", err
+	deadline := time.Now().Add(2 * time.Minute)
+	fresh := true
+	for {
+		if fresh {
+			if _, err := h.git(ctx, h.Dir, "fetch", "--quiet", "origin", Branch); err != nil {
+				return "", err
+			}
+			if _, err := h.git(ctx, h.Dir, "reset", "--quiet", "--hard", "origin/"+Branch); err != nil {
+				return "", err
+			}
+			if err := edit(h.Dir); err != nil {
+				return "", err
+			}
+			if _, err := h.git(ctx, h.Dir, "add", "--all"); err != nil {
+				return "", err
+			}
+			if _, err := h.git(ctx, h.Dir, "commit", "--quiet", "--message", message); err != nil {
+				return "", err
+			}
+			fresh = false
 		}
 		out, err := h.git(ctx, h.Dir, "push", "--porcelain", "origin", "HEAD:refs/heads/"+Branch)
 		if err == nil {
@@ -91,8 +98,14 @@ func (h *Human) Commit(message string, edit func(dir string) error) (string, err
 			return "", err
 		}
 		h.Rejections++
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("human push refused %d times over two minutes: the writers never left a gap", h.Rejections)
+		}
+		if _, err := h.git(ctx, h.Dir, "pull", "--quiet", "--rebase", "origin", Branch); err != nil {
+			_, _ = h.git(ctx, h.Dir, "rebase", "--abort")
+			fresh = true // a conflict with a writer's commit: redo the edit on the new tip
+		}
 	}
-	return "", fmt.Errorf("human push refused 30 times in a row: the writers never left a gap")
 }
 
 // Read returns a file of the human's work tree (as of the last commit).

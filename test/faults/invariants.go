@@ -210,10 +210,6 @@ func Check(r *Rig) *Report {
 	}
 	slices.Reverse(log)
 	rep.Commits = log
-	type where struct {
-		commit int
-		hash   string
-	}
 	written := map[string][]where{}
 	lastSeq := map[Obj]int64{}
 	lastAt := map[Obj]string{}
@@ -296,7 +292,8 @@ func Check(r *Rig) *Report {
 				rep.NetEmpty++
 				continue
 			}
-			v.add("b dropped", "event %s (%s %s seq %d by %s, batch %d) was accepted but is in no commit", e.EventID, e.Verb, e.Obj, e.Seq, e.User, e.Batch)
+			v.add("b dropped", "event %s (%s %s seq %d by %s, batch %d) was accepted but is in no commit; the object's events: %s",
+				e.EventID, e.Verb, e.Obj, e.Seq, e.User, e.Batch, history(events, e.Obj, written, rep.EpochOf))
 		}
 	}
 	rep.Written = len(written)
@@ -353,6 +350,28 @@ func Check(r *Rig) *Report {
 		r.T.Logf("invariants hold: %s", rep)
 	}
 	return rep
+}
+
+// history describes every event of one object and the commit it landed in.
+func history(events []*Event, o Obj, written map[string][]where, epochOf map[string]int64) string {
+	var parts []string
+	for _, e := range events {
+		if e.Obj != o {
+			continue
+		}
+		at := "in no commit"
+		if ws := written[e.EventID]; len(ws) > 0 {
+			at = fmt.Sprintf("in %s (epoch %d)", short(ws[0].hash), epochOf[ws[0].hash])
+		}
+		parts = append(parts, fmt.Sprintf("seq %d %s by %s %s", e.Seq, e.Verb, e.User, at))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// where is a commit an event id was found in: its place in the log (oldest first) and hash.
+type where struct {
+	commit int
+	hash   string
 }
 
 // netEmptyEvents returns the events that may rightly be in no commit: those inside a run of

@@ -168,6 +168,7 @@ type Rig struct {
 	Keys      bus.Keys
 	VK        valkey.Client
 	Model     *Model
+	Gate      *Gate
 
 	rngMu sync.Mutex
 	rng   *mrand.Rand
@@ -269,6 +270,7 @@ func NewRig(t *testing.T, o Options) *Rig {
 	if err != nil {
 		t.Fatalf("start Git remote: %v", err)
 	}
+	r.installGate()
 	r.Partition = identity.PartitionOf(r.Git.URL, Branch)
 	r.Keys = bus.KeysOf(KeyPrefix, r.Partition.ID)
 	seeded, err := r.Git.Files(Branch)
@@ -682,38 +684,48 @@ type Kicker struct {
 	wg     sync.WaitGroup
 }
 
-// StartKicker starts kicking writers (by index; every current one when none are given).
+// StartKicker starts kicking writers (by index; when none are given, every writer, including
+// those added later).
 func (r *Rig) StartKicker(writers ...int) *Kicker {
-	if len(writers) == 0 {
-		for _, w := range r.Writers() {
-			writers = append(writers, w.Index)
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &Kicker{cancel: cancel}
-	for _, i := range writers {
-		k.wg.Go(func() {
-			for ctx.Err() == nil {
-				if !r.Writer(i).Usable() {
-					sleepCtx(ctx, 20*time.Millisecond)
-					continue
-				}
-				res := r.Kick(ctx, i)
-				switch {
-				case ctx.Err() != nil:
-				case res.Err != nil:
-					k.Failed.Add(1)
-				case res.Drained():
-					k.Drained.Add(1)
-				case res.Busy():
-					k.Busy.Add(1)
-				default:
-					k.Retry.Add(1)
-				}
-				sleepCtx(ctx, r.Duration(5*time.Millisecond, 60*time.Millisecond))
+	loop := func(i int) {
+		for ctx.Err() == nil {
+			if !r.Writer(i).Usable() {
+				sleepCtx(ctx, 20*time.Millisecond)
+				continue
 			}
-		})
+			res := r.Kick(ctx, i)
+			switch {
+			case ctx.Err() != nil:
+			case res.Err != nil:
+				k.Failed.Add(1)
+			case res.Drained():
+				k.Drained.Add(1)
+			case res.Busy():
+				k.Busy.Add(1)
+			default:
+				k.Retry.Add(1)
+			}
+			sleepCtx(ctx, r.Duration(5*time.Millisecond, 60*time.Millisecond))
+		}
 	}
+	if len(writers) > 0 {
+		for _, i := range writers {
+			k.wg.Go(func() { loop(i) })
+		}
+		return k
+	}
+	k.wg.Go(func() {
+		started := 0
+		for ctx.Err() == nil {
+			for ; started < len(r.Writers()); started++ {
+				i := started
+				k.wg.Go(func() { loop(i) })
+			}
+			sleepCtx(ctx, 20*time.Millisecond)
+		}
+	})
 	return k
 }
 
@@ -831,6 +843,21 @@ func (r *Rig) Settle(timeout time.Duration) {
 	}
 }
 
+// WaitIdle waits, without kicking, until no lease is held and the stream is empty, or
+// timeout passes (then it returns quietly: the caller races anyway).
+func (r *Rig) WaitIdle(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s, err := r.State(ctx)
+		cancel()
+		if err == nil && !s.Lease && s.Stream == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // CountLog counts the lines of every writer's log (all incarnations) that match re.
 func (r *Rig) CountLog(re *regexp.Regexp) int {
 	n := 0
@@ -921,6 +948,9 @@ func (r *Rig) close() {
 	}
 	if r.VK != nil {
 		r.VK.Close()
+	}
+	if r.Gate != nil {
+		r.Gate.Release()
 	}
 	if r.Git != nil {
 		_ = r.Git.Close()
@@ -1041,4 +1071,68 @@ func (r *Rig) WaitPush(head string, timeout time.Duration) bool {
 		time.Sleep(time.Millisecond)
 	}
 	return false
+}
+
+// Gate holds a push on the remote after it landed: a post-receive hook in the bare
+// repository, which runs once the branch has moved and before receive-pack answers the
+// client. Armed, it makes the next push wait until released, so a test can act on the
+// instant a writer's push is in Git but the writer does not know it yet (and so has not
+// acknowledged its events). Unarmed, it does nothing.
+type Gate struct{ dir string }
+
+const postReceiveHook = `#!/bin/sh
+# faults: hold the push that finds the gate armed until the test releases it.
+cat >/dev/null
+gate=%q
+if mkdir "$gate/holding" 2>/dev/null; then
+  if [ -f "$gate/armed" ]; then
+    rm -f "$gate/armed"
+    touch "$gate/landed"
+    i=0
+    while [ ! -f "$gate/release" ] && [ $i -lt 6000 ]; do sleep 0.01; i=$((i+1)); done
+    rm -f "$gate/release"
+  fi
+  rmdir "$gate/holding"
+fi
+exit 0
+`
+
+// installGate writes the hook into the remote's bare repository.
+func (r *Rig) installGate() {
+	g := &Gate{dir: r.sub("gate")}
+	hook := filepath.Join(r.Git.BareDir, "hooks", "post-receive")
+	if err := os.MkdirAll(filepath.Dir(hook), 0o755); err != nil {
+		r.T.Fatal(err)
+	}
+	if err := os.WriteFile(hook, []byte(fmt.Sprintf(postReceiveHook, g.dir)), 0o755); err != nil {
+		r.T.Fatal(err)
+	}
+	r.Gate = g
+}
+
+// Arm makes the next push wait after it landed.
+func (g *Gate) Arm() {
+	_ = os.Remove(filepath.Join(g.dir, "landed"))
+	_ = os.WriteFile(filepath.Join(g.dir, "armed"), nil, 0o644)
+}
+
+// WaitLanded waits until an armed push landed and is held, and reports whether it did.
+func (g *Gate) WaitLanded(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(g.dir, "landed")); err == nil {
+			return true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return false
+}
+
+// Release lets a held push answer, and disarms the gate.
+func (g *Gate) Release() {
+	_ = os.Remove(filepath.Join(g.dir, "armed"))
+	if _, err := os.Stat(filepath.Join(g.dir, "landed")); err == nil {
+		_ = os.WriteFile(filepath.Join(g.dir, "release"), nil, 0o644)
+		_ = os.Remove(filepath.Join(g.dir, "landed"))
+	}
 }
