@@ -3,6 +3,7 @@ package gitwrite
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -30,6 +31,11 @@ type Change struct {
 	// Delete removes the file. Deleting a missing file does nothing;
 	// deleting the last file of a directory removes the directory.
 	Delete bool
+	// Edit, when set, replaces Content: it gets the file's current content,
+	// as left by the earlier changes of the request, and returns the new
+	// content. It is called only when the file exists; editing a missing file
+	// does nothing. It cannot fail: return current to leave the file as it is.
+	Edit func(current []byte) []byte
 }
 
 // CommitRequest describes one commit.
@@ -42,6 +48,9 @@ type CommitRequest struct {
 	Message string
 	// Changes are applied in order; a later change to the same path wins.
 	Changes []Change
+	// AllowEmpty records the commit even when it changes nothing, as a marker in the
+	// history (a snapshot that found no drift). An empty repository still gets no commit.
+	AllowEmpty bool
 }
 
 // Commit applies req.Changes to Tip's tree and, if the tree changed, stores the
@@ -49,7 +58,7 @@ type CommitRequest struct {
 // stored are skipped) and a commit whose parent is Tip, then advances Tip. It
 // returns the new commit and true. When the resulting tree equals Tip's tree
 // (identical content, deletes of missing files) nothing is stored and it
-// returns Tip and false. Nothing is pushed: see Push.
+// returns Tip and false, unless req.AllowEmpty. Nothing is pushed: see Push.
 //
 // Entries outside the changed paths are kept as they are, whatever their mode.
 func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, bool, error) {
@@ -83,7 +92,7 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, bool, error) {
 	if err != nil {
 		return plumbing.ZeroHash, false, err
 	}
-	if treeHash == parentTree || (parentTree.IsZero() && len(root.entries) == 0) {
+	if (treeHash == parentTree && !req.AllowEmpty) || (parentTree.IsZero() && len(root.entries) == 0) {
 		return r.tip, false, nil
 	}
 
@@ -222,13 +231,14 @@ func (b *treeBuilder) apply(root *dirNode, ch Change) error {
 	}
 	chain := []*dirNode{root}
 	n := root
+	create := !ch.Delete && ch.Edit == nil // only a write makes missing directories
 	for _, s := range segs[:len(segs)-1] {
-		sub, err := b.child(n, s, !ch.Delete, ch.Path)
+		sub, err := b.child(n, s, create, ch.Path)
 		if err != nil {
 			return err
 		}
 		if sub == nil {
-			return nil // deleting below a missing directory: nothing to do
+			return nil // deleting or editing below a missing directory: nothing to do
 		}
 		chain = append(chain, sub)
 		n = sub
@@ -249,13 +259,25 @@ func (b *treeBuilder) apply(root *dirNode, ch Change) error {
 		exists = false
 	}
 
+	content := ch.Content
+	if ch.Edit != nil && !ch.Delete {
+		if !exists {
+			return nil
+		}
+		current, err := b.read(e.Hash)
+		if err != nil {
+			return fmt.Errorf("gitwrite: edit %q: %w", ch.Path, err)
+		}
+		content = ch.Edit(current)
+	}
+
 	if ch.Delete {
 		if !exists {
 			return nil
 		}
 		delete(n.entries, name)
 	} else {
-		h := plumbing.ComputeHash(plumbing.BlobObject, ch.Content)
+		h := plumbing.ComputeHash(plumbing.BlobObject, content)
 		mode := filemode.Regular
 		if exists && e.Mode == filemode.Executable {
 			mode = filemode.Executable
@@ -263,13 +285,31 @@ func (b *treeBuilder) apply(root *dirNode, ch Change) error {
 		if exists && e.Hash == h && e.Mode == mode {
 			return nil
 		}
-		b.blobs[h] = ch.Content
+		b.blobs[h] = content
 		n.entries[name] = object.TreeEntry{Name: name, Mode: mode, Hash: h}
 	}
 	for _, d := range chain {
 		d.dirty = true
 	}
 	return nil
+}
+
+// read returns the content of blob h: written by an earlier change of this
+// commit, or stored.
+func (b *treeBuilder) read(h plumbing.Hash) ([]byte, error) {
+	if content, ok := b.blobs[h]; ok {
+		return content, nil
+	}
+	blob, err := object.GetBlob(b.s, h)
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
 }
 
 // build returns the hash of n's tree, encoding rewritten trees into b.trees

@@ -175,6 +175,45 @@ func TestLaterChangeToSamePathWins(t *testing.T) {
 	}
 }
 
+func TestEditSeesTheCurrentContent(t *testing.T) {
+	bare := newBare(t)
+	r := openFile(t, bare)
+	upper := func(p string) Change {
+		return Change{Path: p, Edit: func(cur []byte) []byte { return []byte(strings.ToUpper(string(cur))) }}
+	}
+	first, _ := commit(t, r, "create", put("a/b.yaml", "stored\n"))
+
+	// Editing a missing file, even below a missing folder, does nothing.
+	for _, p := range []string{"a/missing.yaml", "nope/x/y.yaml"} {
+		if h, ok, err := r.Commit(CommitRequest{Author: bot, Message: "noop", Changes: []Change{upper(p)}}); err != nil || ok || h.String() != first {
+			t.Fatalf("edit of missing %s: (%s, %v, %v), want no commit", p, h, ok, err)
+		}
+	}
+	// An edit that returns the content as it is changes nothing.
+	same := Change{Path: "a/b.yaml", Edit: func(cur []byte) []byte { return cur }}
+	if _, ok, err := r.Commit(CommitRequest{Author: bot, Message: "noop", Changes: []Change{same}}); err != nil || ok {
+		t.Fatalf("identity edit: changed %v, err %v", ok, err)
+	}
+
+	// An edit sees the stored file, and the content an earlier change of the same commit
+	// wrote; a file written and then deleted stays deleted, and an edit below a missing
+	// folder makes no folder.
+	commit(t, r, "edit", upper("a/b.yaml"), put("c.yaml", "written\n"), upper("c.yaml"), put("d.yaml", "x"), del("d.yaml"), upper("d.yaml"), upper("a/new/x.yaml"))
+	if err := r.Push(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := gitCLI(t, bare, "cat-file", "-p", "main:a/b.yaml"); got != "STORED" {
+		t.Errorf("a/b.yaml = %q, want STORED", got)
+	}
+	if got := gitCLI(t, bare, "cat-file", "-p", "main:c.yaml"); got != "WRITTEN" {
+		t.Errorf("c.yaml = %q, want WRITTEN", got)
+	}
+	if got := gitCLI(t, bare, "ls-tree", "-r", "--name-only", "main"); got != "a/b.yaml\nc.yaml" {
+		t.Errorf("ls-tree: %q", got)
+	}
+	fsck(t, bare)
+}
+
 func TestAuthorAndCommitterRecordedAsGiven(t *testing.T) {
 	bare := newBare(t)
 	r := openFile(t, bare)
