@@ -12,6 +12,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
 	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
+	"github.com/gitops-reverser/gitops-reverser/lib/status"
 	"github.com/gitops-reverser/gitops-reverser/lib/writer"
 )
 
@@ -23,6 +24,12 @@ func main() {
 		}
 		b := bus.New(parts.Valkey, bus.Options{Prefix: cfg.KeyPrefix, Timeout: cfg.Valkey.Timeout})
 		parts.Metrics.MustRegister(metrics.NewBacklog(func() []string { return parts.Catalog.Snapshot().PartitionIDs() }, b))
+		// Statuses are projected only when the catalog is on an API server; results are
+		// recorded either way.
+		projector, err := status.Open(cfg.Catalog.File, b)
+		if err != nil {
+			return nil, err
+		}
 		return writer.New(writer.Options{
 			Catalog:       parts.Catalog,
 			Bus:           b,
@@ -34,6 +41,7 @@ func main() {
 			GitTimeout:    cfg.GitTimeout,
 			MaxDeliveries: cfg.MaxDeliveries,
 			Metrics:       metrics.NewWriter(parts.Metrics),
+			Observer:      status.NewObserver(status.NewRecorder(b), projector, 0),
 		}).Handler(), nil
 	})
 }

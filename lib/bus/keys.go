@@ -8,8 +8,13 @@ const (
 	consumer = "writer"
 )
 
-// field is the stream entry field holding the structured-mode CloudEvent.
-const field = "ce"
+// Stream entry fields. field holds the structured-mode CloudEvent; redrivesField, present
+// only on entries the dlq-sweep moved back from the DLQ, counts those moves, so the count
+// survives another trip through the writer into the DLQ.
+const (
+	field         = "ce"
+	redrivesField = "redrives"
+)
 
 // Keys are the Valkey keys of one partition. They share the hash tag {id}.
 type Keys struct {
@@ -18,6 +23,7 @@ type Keys struct {
 	Lease    string // who is writing the partition now
 	Epoch    string // incremented on every lease grant: the fencing token
 	Versions string // hash: object -> newest resourceVersion written to Git
+	Status   string // hash: last push, last error and reconcile results (lib/status)
 	seen     string // prefix of the per-event dedupe keys
 }
 
@@ -30,6 +36,7 @@ func KeysOf(prefix, partitionID string) Keys {
 		Lease:    base + "lease",
 		Epoch:    base + "epoch",
 		Versions: base + "versions",
+		Status:   base + "status",
 		seen:     base + "seen:",
 	}
 }

@@ -57,6 +57,17 @@ type Options struct {
 	MaxDeliveries int64
 	// Metrics records what the writer does; nil records nothing.
 	Metrics *metrics.Writer
+	// Observer is told how each drain ended; nil tells no one. lib/status records it for the
+	// status of the GitTargets and GitProviders.
+	Observer Observer
+}
+
+// Observer is told how a drain of a partition ended, after the lease is released: tip is the
+// branch's commit as last fetched or pushed (empty when unknown), commits the number pushed,
+// and err the drain's error. Drains that found the partition busy or unconfigured are not
+// reported. It runs in the drain's request, so it must return quickly.
+type Observer interface {
+	Drained(ctx context.Context, p identity.Partition, tip string, commits int, err error)
 }
 
 // Writer drains partitions. It is safe for concurrent use.
@@ -116,6 +127,25 @@ type Result struct {
 
 // Drain writes the partition's pending events to Git until it is empty or the slice ends.
 func (w *Writer) Drain(ctx context.Context, p identity.Partition) (Result, error) {
+	res, err := w.drain(ctx, p)
+	if w.o.Observer != nil && !res.Busy && !errors.Is(err, ErrUnknownPartition) {
+		w.o.Observer.Drained(ctx, p, w.head(p.ID), res.Commits, err)
+	}
+	return res, err
+}
+
+// head is the partition's branch tip as its mirror last fetched or pushed it.
+func (w *Writer) head(partitionID string) string {
+	w.mu.Lock()
+	m, ok := w.repos[partitionID]
+	w.mu.Unlock()
+	if !ok || m.repo.Head().IsZero() {
+		return ""
+	}
+	return m.repo.Head().String()
+}
+
+func (w *Writer) drain(ctx context.Context, p identity.Partition) (Result, error) {
 	deadline := time.Now().Add(w.o.DrainSlice)
 	var total Result
 	for {
@@ -146,17 +176,37 @@ func (w *Writer) Drain(ctx context.Context, p identity.Partition) (Result, error
 
 // drainHeld drains under the partition's lease.
 func (w *Writer) drainHeld(ctx context.Context, p identity.Partition, deadline time.Time) (Result, error) {
+	var res Result
+	busy, err := w.underLease(ctx, p, func(ctx context.Context, l *lease.Lease, m *mirror, st batchState) error {
+		for time.Now().Before(deadline) {
+			msgs, err := w.o.Bus.Read(ctx, p.ID, w.o.BatchSize)
+			if err != nil || len(msgs) == 0 {
+				return err
+			}
+			if _, err := w.writeAndAck(ctx, l, m, decode(msgs), st, &res); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	res.Busy = busy
+	return res, err
+}
+
+// underLease runs fn holding the partition's lease, with the partition's mirror fetched. It
+// reports busy, without running fn, when another writer holds the lease.
+func (w *Writer) underLease(ctx context.Context, p identity.Partition, fn func(context.Context, *lease.Lease, *mirror, batchState) error) (busy bool, err error) {
 	info, ok := w.o.Catalog.Snapshot().Partition(p.ID)
 	if !ok {
-		return Result{}, fmt.Errorf("%w: %s branch %s (%s)", ErrUnknownPartition, p.RepoURL, p.Branch, p.ID)
+		return false, fmt.Errorf("%w: %s branch %s (%s)", ErrUnknownPartition, p.RepoURL, p.Branch, p.ID)
 	}
 	keys := w.o.Bus.Keys(p.ID)
 	l, err := lease.Acquire(ctx, w.o.Bus.Client(), lease.Keys{Lease: keys.Lease, Epoch: keys.Epoch}, w.o.LeaseTTL)
 	if errors.Is(err, lease.ErrHeld) {
-		return Result{Busy: true}, nil
+		return true, nil
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", bus.ErrUnavailable, err)
+		return false, fmt.Errorf("%w: %v", bus.ErrUnavailable, err)
 	}
 	w.o.Metrics.Lease(p.ID, l.Epoch, true)
 	defer func() {
@@ -170,45 +220,55 @@ func (w *Writer) drainHeld(ctx context.Context, p identity.Partition, deadline t
 	defer cancel(nil)
 	stop := context.AfterFunc(l.Context(), func() { cancel(context.Cause(l.Context())) })
 	defer stop()
-	log := logging.FromContext(ctx).With("partition", p.ID, "epoch", l.Epoch)
-	ctx = logging.WithLogger(ctx, log)
+	ctx = logging.WithLogger(ctx, logging.FromContext(ctx).With("partition", p.ID, "epoch", l.Epoch))
 
 	m, err := w.mirror(ctx, info)
 	if err != nil {
-		return Result{}, err
+		return false, err
 	}
-	st := batchState{roots: info.Roots, committer: info.Committer, epoch: l.Epoch, maxDeliveries: w.o.MaxDeliveries}
-	var res Result
-	for time.Now().Before(deadline) {
-		msgs, err := w.o.Bus.Read(ctx, p.ID, w.o.BatchSize)
-		if err != nil || len(msgs) == 0 {
-			return res, err
-		}
-		batch := decode(msgs)
-		if st.versions, err = w.o.Bus.Versions(ctx, p.ID, objects(batch)); err != nil {
-			return res, err
-		}
-		plan, n, err := w.writeBatch(ctx, l, m, batch, st)
-		if err != nil {
-			return res, err
-		}
-		for _, bad := range plan.poison {
-			log.Errorw("Event parked in the DLQ", "stream-id", bad.msg.StreamID, "attempts", bad.msg.Deliveries, "reason", bad.reason)
-			if err := w.o.Bus.DeadLetter(ctx, p.ID, bad.msg, bad.reason, bad.cluster); err != nil {
-				return res, err
-			}
-			res.DeadLettered++
-		}
-		if err := w.o.Bus.Ack(ctx, p.ID, plan.ack, plan.versions); err != nil {
-			return res, err
-		}
-		w.record(batch, plan)
-		res.Events += len(plan.ack)
-		res.Commits += n
-		res.Skipped += plan.skipped
-		log.Debugw("Batch written", "events", len(plan.ack), "commits", n, "skipped", plan.skipped, "tip", m.repo.Head())
+	return false, fn(ctx, l, m, batchState{roots: info.Roots, committer: info.Committer, epoch: l.Epoch, maxDeliveries: w.o.MaxDeliveries})
+}
+
+// writeAndAck writes one batch: commits and pushes it, parks its poison in the DLQ, then
+// acknowledges it with the versions it wrote, and adds what it did to res. It returns the
+// plan it wrote.
+func (w *Writer) writeAndAck(ctx context.Context, l *lease.Lease, m *mirror, batch []decoded, st batchState, res *Result) (plan, error) {
+	var err error
+	if st.versions, err = w.o.Bus.Versions(ctx, m.partition, objects(batch)); err != nil {
+		return plan{}, err
 	}
-	return res, nil
+	p, n, err := w.writeBatch(ctx, l, m, batch, st)
+	if err != nil {
+		return plan{}, err
+	}
+	log := logging.FromContext(ctx)
+	for _, bad := range p.poison {
+		log.Errorw("Event parked in the DLQ", "stream-id", bad.msg.StreamID, "attempts", bad.msg.Deliveries, "reason", bad.reason)
+		if err := w.o.Bus.DeadLetter(ctx, m.partition, bad.msg, bad.reason, bad.cluster); err != nil {
+			return plan{}, err
+		}
+		res.DeadLettered++
+	}
+	if err := w.o.Bus.Ack(ctx, m.partition, streamIDs(p.ack), p.versions); err != nil {
+		return plan{}, err
+	}
+	w.record(batch, p)
+	res.Events += len(p.ack)
+	res.Commits += n
+	res.Skipped += p.skipped
+	log.Debugw("Batch written", "events", len(p.ack), "commits", n, "skipped", p.skipped, "tip", m.repo.Head())
+	return p, nil
+}
+
+// streamIDs drops the empty ids of changes that did not come from the stream (Apply).
+func streamIDs(ids []string) []string {
+	out := ids[:0:0]
+	for _, id := range ids {
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // record counts a written batch in the metrics.

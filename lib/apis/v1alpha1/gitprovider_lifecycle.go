@@ -27,6 +27,8 @@ const (
 	ReasonAuthenticationFailed = "AuthenticationFailed"
 	// ReasonRepositoryNotFound: the remote answered but has no such repository.
 	ReasonRepositoryNotFound = "RepositoryNotFound"
+	// ReasonNotUsed: no GitTarget refers to the provider, so the remote was never contacted.
+	ReasonNotUsed = "NotUsed"
 )
 
 // gitProviderCondSet is the only ConditionSet of GitProvider; every Mark* method goes through it.
@@ -95,5 +97,13 @@ func (s *GitProviderStatus) MarkRemoteReachable() {
 // False.
 func (s *GitProviderStatus) MarkRemoteUnreachable(reason, messageFormat string, messageA ...any) {
 	gitProviderCondSet.Manage(s).MarkFalse(GitProviderConditionRemoteReachable,
+		reason, messageFormat, messageA...)
+}
+
+// MarkRemoteUnknown records that it is not known yet whether the repository works: reason is
+// ReasonNotUsed (no GitTarget refers to the provider) or ReasonAwaitingPush (nothing was pushed
+// yet). Ready becomes Unknown unless something failed.
+func (s *GitProviderStatus) MarkRemoteUnknown(reason, messageFormat string, messageA ...any) {
+	gitProviderCondSet.Manage(s).MarkUnknown(GitProviderConditionRemoteReachable,
 		reason, messageFormat, messageA...)
 }

@@ -28,6 +28,7 @@ var (
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Last Push",type=date,JSONPath=`.status.lastPushTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GitProvider struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -75,6 +76,10 @@ type LocalObjectReference struct {
 // GitProviderStatus reports whether the repository was reachable and writable.
 type GitProviderStatus struct {
 	duckv1.Status `json:",inline"`
+
+	// LastPushTime is when a push to the repository, on any branch, last succeeded.
+	// +optional
+	LastPushTime *metav1.Time `json:"lastPushTime,omitempty"`
 }
 
 // GitProviderList is a list of GitProviders.

@@ -30,6 +30,11 @@ var (
 // +kubebuilder:printcolumn:name="Path",type=string,JSONPath=`.spec.path`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Backlog",type=integer,JSONPath=`.status.backlog`
+// +kubebuilder:printcolumn:name="DLQ",type=integer,JSONPath=`.status.deadLetters`
+// +kubebuilder:printcolumn:name="Commit",type=string,JSONPath=`.status.lastCommit`,priority=1
+// +kubebuilder:printcolumn:name="Reconciled",type=date,JSONPath=`.status.lastReconcileTime`,priority=1
+// +kubebuilder:printcolumn:name="Drift",type=integer,JSONPath=`.status.drift`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GitTarget struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -92,6 +97,25 @@ type GitTargetStatus struct {
 	// LastCommit is the hash of the last commit pushed for this target.
 	// +optional
 	LastCommit string `json:"lastCommit,omitempty"`
+
+	// Backlog is the number of changes queued for the target's repository branch and not in Git
+	// yet, when the status was last written. The branch's targets share one queue.
+	// It is always written, so that 0 shows in `kubectl get`.
+	// +optional
+	Backlog int64 `json:"backlog"`
+
+	// DeadLetters is the number of changes of the target's repository branch that could not be
+	// written and are parked in its dead-letter queue. They are not in Git.
+	// +optional
+	DeadLetters int64 `json:"deadLetters"`
+
+	// LastReconcileTime is when the target was last compared with its source clusters.
+	// +optional
+	LastReconcileTime *metav1.Time `json:"lastReconcileTime,omitempty"`
+
+	// Drift is how many objects the last reconcile found different between the cluster and Git.
+	// +optional
+	Drift *int64 `json:"drift,omitempty"`
 }
 
 // GitTargetList is a list of GitTargets.

@@ -53,6 +53,13 @@ type SourceClusterSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=2
 	TokenSecretRefs []SecretKeyReference `json:"tokenSecretRefs"`
+
+	// KubeconfigSecretRef is the Secret key holding a kubeconfig with which the reconcile and
+	// resnapshot jobs read this cluster (key defaults to "kubeconfig").
+	// Absent means the cluster the jobs run in (in-cluster credentials, or KUBECONFIG in a
+	// terminal). The ingest and writer functions never read source clusters.
+	// +optional
+	KubeconfigSecretRef *SecretKeyReference `json:"kubeconfigSecretRef,omitempty"`
 }
 
 // SecretKeyReference names one key of a Secret in a given namespace.
