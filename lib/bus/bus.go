@@ -107,6 +107,9 @@ type Message struct {
 	Payload  []byte
 	// Deliveries counts how often the entry was read, this time included.
 	Deliveries int64
+	// Redrives counts how often the entry was moved back from the DLQ by the dlq-sweep job;
+	// DeadLetter records it, so a parked entry shows how often it was tried again.
+	Redrives int64
 }
 
 // Read returns up to count entries of the partition: the unacknowledged ones first, then new
@@ -178,7 +181,8 @@ func (b *Bus) read(ctx context.Context, partitionID, from string, count int) ([]
 			msgs = append(msgs, Message{StreamID: e.ID})
 			continue
 		}
-		msgs = append(msgs, Message{StreamID: e.ID, Payload: []byte(payload)})
+		redrives, _ := strconv.ParseInt(e.FieldValues[redrivesField], 10, 64)
+		msgs = append(msgs, Message{StreamID: e.ID, Payload: []byte(payload), Redrives: redrives})
 	}
 	return msgs, nil
 }
@@ -194,9 +198,10 @@ func (b *Bus) createGroup(ctx context.Context, stream string) error {
 }
 
 // Ack records the newest resourceVersion written per object (versions may be nil),
-// acknowledges processed entries and trims what no reader needs any more, atomically.
+// acknowledges processed entries and trims what no reader needs any more, atomically. With
+// no entries it only records the versions, for changes written from outside the stream.
 func (b *Bus) Ack(ctx context.Context, partitionID string, streamIDs []string, versions map[string]string) error {
-	if len(streamIDs) == 0 {
+	if len(streamIDs) == 0 && len(versions) == 0 {
 		return nil
 	}
 	args := make([]string, 0, 2+2*len(versions)+len(streamIDs))
@@ -235,13 +240,13 @@ func (b *Bus) Versions(ctx context.Context, partitionID string, objects []string
 	return out, nil
 }
 
-// DeadLetter moves a message to the partition's DLQ with the reason and the cluster it came
-// from, and acknowledges it, atomically.
+// DeadLetter moves a message to the partition's DLQ with the reason, the cluster it came
+// from, its delivery and re-drive counts, and acknowledges it, atomically.
 func (b *Bus) DeadLetter(ctx context.Context, partitionID string, m Message, reason, cluster string) error {
 	k := b.Keys(partitionID)
 	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	defer cancel()
-	args := []string{group, m.StreamID, string(m.Payload), reason, cluster, strconv.FormatInt(m.Deliveries, 10)}
+	args := []string{group, m.StreamID, string(m.Payload), reason, cluster, strconv.FormatInt(m.Deliveries, 10), strconv.FormatInt(m.Redrives, 10)}
 	err := deadLetterScript.Exec(ctx, b.c, []string{k.Stream, k.DLQ}, args).Error()
 	if err != nil {
 		return classify("dead-letter", err)
@@ -260,7 +265,11 @@ func (b *Bus) DeadLetters(ctx context.Context, partitionID string) ([]DeadLetter
 	out := make([]DeadLetter, 0, len(entries))
 	for _, e := range entries {
 		attempts, _ := strconv.ParseInt(e.FieldValues["attempts"], 10, 64)
-		out = append(out, DeadLetter{StreamID: e.ID, Payload: []byte(e.FieldValues[field]), Reason: e.FieldValues["reason"], Cluster: e.FieldValues["cluster"], Attempts: attempts})
+		redrives, _ := strconv.ParseInt(e.FieldValues[redrivesField], 10, 64)
+		out = append(out, DeadLetter{
+			StreamID: e.ID, Payload: []byte(e.FieldValues[field]), Reason: e.FieldValues["reason"],
+			Cluster: e.FieldValues["cluster"], Attempts: attempts, Redrives: redrives, At: streamTime(e.ID),
+		})
 	}
 	return out, nil
 }
@@ -271,7 +280,37 @@ type DeadLetter struct {
 	Payload  []byte
 	Reason   string
 	Cluster  string
+	// Attempts is how often the writer read it before parking it, the last time.
 	Attempts int64
+	// Redrives is how often the dlq-sweep moved it back onto the stream before this parking.
+	Redrives int64
+	// At is when it was parked: the time part of its DLQ stream id, set by the Valkey server.
+	At time.Time
+}
+
+// streamTime is the millisecond time part of a stream id ("1700000000000-0").
+func streamTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
+// Redrive moves a DLQ entry back onto the partition's stream, to be read like a new entry,
+// with its re-drive count increased, and removes it from the DLQ, atomically. It reports
+// false when the entry is no longer in the DLQ (another sweep moved it) or holds no payload.
+// It fails with ErrFull, moving nothing, when the stream is at its length cap (Options.MaxLen).
+func (b *Bus) Redrive(ctx context.Context, partitionID, dlqID string) (bool, error) {
+	k := b.Keys(partitionID)
+	ctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	defer cancel()
+	n, err := redriveScript.Exec(ctx, b.c, []string{k.Stream, k.DLQ}, []string{dlqID, strconv.FormatInt(b.o.MaxLen, 10)}).AsInt64()
+	if err != nil {
+		return false, classify("redrive", err)
+	}
+	return n == 1, nil
 }
 
 // Backlog returns the number of entries in the partition's stream not yet trimmed.

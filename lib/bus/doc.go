@@ -12,6 +12,9 @@
 //   - Read returns this partition's unacknowledged entries first, then new ones, so a writer
 //     that took over after a crash redoes exactly the unacknowledged work, in order.
 //   - Ack and DeadLetter trim what was acknowledged, so a stream holds only pending work.
+//   - Redrive moves a DLQ entry back onto its stream and out of the DLQ in one script, so an
+//     entry is never in both or in neither; it carries a re-drive count that DeadLetter
+//     records if the entry is parked again.
 //
 // Raw valkey errors are classified before they are wrapped: ErrUnavailable means "try again
 // later" (answer 503), ErrFull means "slow down" (answer 429).

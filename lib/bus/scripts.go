@@ -54,6 +54,7 @@ local n = tonumber(ARGV[2])
 for i = 3, 2 + 2 * n, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 local ids = {}
 for i = 3 + 2 * n, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then return 0 end
 local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
 trim(KEYS[1], ARGV[1])
 return acked
@@ -61,12 +62,35 @@ return acked
 
 // deadLetterScript moves one entry to the DLQ stream, acknowledges it and trims, atomically.
 // KEYS[1] = stream, KEYS[2] = dlq; ARGV[1] = group, ARGV[2] = id, ARGV[3] = payload,
-// ARGV[4] = reason, ARGV[5] = cluster, ARGV[6] = attempts.
+// ARGV[4] = reason, ARGV[5] = cluster, ARGV[6] = attempts, ARGV[7] = redrives.
 var deadLetterScript = valkey.NewLuaScript(trimLua + `
-redis.call('XADD', KEYS[2], '*', 'ce', ARGV[3], 'reason', ARGV[4], 'id', ARGV[2], 'cluster', ARGV[5], 'attempts', ARGV[6])
+redis.call('XADD', KEYS[2], '*', 'ce', ARGV[3], 'reason', ARGV[4], 'id', ARGV[2], 'cluster', ARGV[5], 'attempts', ARGV[6], 'redrives', ARGV[7])
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 trim(KEYS[1], ARGV[1])
 return acked
+`)
+
+// redriveScript moves one DLQ entry back onto the partition's stream, as a new entry carrying
+// its re-drive count plus one, and deletes it from the DLQ, atomically. It reads the entry
+// itself, so two sweeps racing on one entry move it once. It bypasses the seen keys on
+// purpose: the event id was seen when it was first appended, and must be processed again.
+// KEYS[1] = stream, KEYS[2] = dlq; ARGV[1] = DLQ entry id, ARGV[2] = stream length cap
+// (0 = none). Returns 1 when moved, 0 when the entry is gone or has no payload.
+var redriveScript = valkey.NewLuaScript(`
+local e = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+if #e == 0 then return 0 end
+local f = {}
+local kv = e[1][2]
+for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+if not f['ce'] then return 0 end
+local cap = tonumber(ARGV[2])
+if cap > 0 and redis.call('XLEN', KEYS[1]) >= cap then
+  return redis.error_reply('FULL partition stream is at its length cap')
+end
+local n = tonumber(f['redrives'] or '0') or 0
+redis.call('XADD', KEYS[1], '*', 'ce', f['ce'], 'redrives', tostring(n + 1))
+redis.call('XDEL', KEYS[2], ARGV[1])
+return 1
 `)
 
 // statsScript reads a partition's queue state in one round trip. KEYS[1] = stream,

@@ -34,3 +34,27 @@ func RESTConfig() (*rest.Config, error) {
 	}
 	return cfg, nil
 }
+
+// Load reads the configuration once, for a job that runs one pass: from the file when one is
+// given, otherwise from the API server (a Watcher that is stopped once it has listed
+// everything, so nothing keeps watching after the snapshot is taken).
+func Load(ctx context.Context, file string) (*Snapshot, error) {
+	if file != "" {
+		s, err := LoadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		return s.Snapshot(), nil
+	}
+	cfg, err := RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := Watch(ctx, cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	return w.Snapshot(), nil
+}

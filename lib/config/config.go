@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -86,6 +87,26 @@ type Writer struct {
 	MaxDeliveries int64 `envconfig:"MAX_DELIVERIES" default:"5"`
 }
 
+// Sweep configures jobs/dlq-sweep, a CronJob that runs one pass and exits.
+type Sweep struct {
+	Job
+	// K_SINK: the writer's URL, where "partition ready" events go. Required: recovering
+	// backlogs that no writer is working on is half of the job.
+	Sink string `envconfig:"K_SINK"`
+	// SWEEP_MAX_REDRIVES: how often one event is moved back from the DLQ to its partition's
+	// stream; after that it stays parked for a human. Default 3; 0 only reports and notifies.
+	MaxRedrives int64 `envconfig:"SWEEP_MAX_REDRIVES" default:"3"`
+	// SWEEP_BACKOFF: how long after being parked an event is first re-driven; the wait doubles
+	// with each earlier re-drive of the same event. Default 1m.
+	Backoff time.Duration `envconfig:"SWEEP_BACKOFF" default:"1m"`
+	// PARTITION_MAX_LEN: the backlog cap ingest enforces; an event is not re-driven onto a
+	// stream at the cap. Default 100000, as for ingest.
+	PartitionMaxLen int64 `envconfig:"PARTITION_MAX_LEN" default:"100000"`
+	// PUSHGATEWAY_URL: a Prometheus Pushgateway to push the run's counts to, as job
+	// gitops-reverser-dlq-sweep. Empty means no push.
+	PushgatewayURL string `envconfig:"PUSHGATEWAY_URL"`
+}
+
 // Spec is a function's configuration: it validates itself and shares the Common settings.
 type Spec interface {
 	Validate() error
@@ -97,7 +118,7 @@ func (c *Common) Shared() *Common { return c }
 
 // Load fills spec (a pointer to one of this package's structs) from the environment and
 // validates it.
-func Load(spec Spec) error {
+func Load(spec interface{ Validate() error }) error {
 	if err := envconfig.Process("", spec); err != nil {
 		var perr *envconfig.ParseError
 		if errors.As(err, &perr) {
@@ -165,4 +186,103 @@ func (c *Writer) Validate() error {
 		errs = append(errs, errors.New("CACHE_DIR must not be empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// Validate checks the sweep settings.
+func (c *Sweep) Validate() error {
+	errs := []error{c.Job.Validate()}
+	if c.Sink == "" {
+		errs = append(errs, errors.New("K_SINK is empty: set it to the writer's URL (a SinkBinding does this)"))
+	}
+	if c.MaxRedrives < 0 {
+		errs = append(errs, fmt.Errorf("SWEEP_MAX_REDRIVES=%d must not be negative", c.MaxRedrives))
+	}
+	if c.Backoff <= 0 {
+		errs = append(errs, errors.New("SWEEP_BACKOFF must be positive"))
+	}
+	if c.PartitionMaxLen <= 0 {
+		errs = append(errs, errors.New("PARTITION_MAX_LEN must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Reconcile configures jobs/reconcile (a CronJob) and jobs/resnapshot (a Job made by hand).
+// Both read the source clusters through each SourceCluster's kubeconfig Secret, or the
+// cluster they run in (in-cluster credentials, or KUBECONFIG in a terminal).
+type Reconcile struct {
+	Job
+	// K_SINK: the writer's URL, told when a partition has work. Empty leaves that to the
+	// dlq-sweep job (reconcile only; resnapshot writes itself).
+	Sink string `envconfig:"K_SINK"`
+	// TARGETS: the GitTargets to work on, as namespace/name separated by commas. Empty means
+	// every target (reconcile); resnapshot needs exactly one.
+	Targets []string `envconfig:"TARGETS"`
+	// CACHE_DIR: where local mirrors of the repositories are kept. Default /tmp/gitops-reverser.
+	CacheDir string `envconfig:"CACHE_DIR" default:"/tmp/gitops-reverser"`
+	// PAGE_SIZE: objects per list call. Default 500.
+	PageSize int64 `envconfig:"PAGE_SIZE" default:"500"`
+	// PARTITION_MAX_LEN: the backlog cap ingest enforces. Default 100000, as for ingest.
+	PartitionMaxLen int64 `envconfig:"PARTITION_MAX_LEN" default:"100000"`
+	// FULL_WAIT: how long to wait for a partition at its cap (or a held lease, for resnapshot)
+	// before failing. Default 10m.
+	FullWait time.Duration `envconfig:"FULL_WAIT" default:"10m"`
+	// GIT_TIMEOUT: deadline of each fetch or push. Default 60s.
+	GitTimeout time.Duration `envconfig:"GIT_TIMEOUT" default:"60s"`
+}
+
+// Validate checks the reconcile settings.
+func (c *Reconcile) Validate() error {
+	errs := []error{c.Job.Validate()}
+	for _, t := range c.Targets {
+		if ns, name, ok := strings.Cut(t, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			errs = append(errs, fmt.Errorf("TARGETS entry %q: want namespace/name of a GitTarget", t))
+		}
+	}
+	if c.CacheDir == "" {
+		errs = append(errs, errors.New("CACHE_DIR must not be empty"))
+	}
+	if c.PageSize <= 0 || c.PartitionMaxLen <= 0 {
+		errs = append(errs, errors.New("PAGE_SIZE and PARTITION_MAX_LEN must be positive"))
+	}
+	if c.FullWait <= 0 || c.GitTimeout <= 0 {
+		errs = append(errs, errors.New("FULL_WAIT and GIT_TIMEOUT must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Job are the settings every job shares. A job runs one pass and exits.
+type Job struct {
+	Valkey
+	// CATALOG_FILE: as for the functions; empty means list the configuration on the API server.
+	Catalog
+	// LOG_LEVEL: debug, info, warn or error. Default info.
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	// DEADLINE: the longest one run may take, waiting on writers included. Default 30m.
+	Deadline time.Duration `envconfig:"DEADLINE" default:"30m"`
+}
+
+// JobShared returns the settings every job shares.
+func (c *Job) JobShared() *Job { return c }
+
+// Validate checks the shared job settings.
+func (c *Job) Validate() error {
+	var errs []error
+	if c.Timeout <= 0 {
+		errs = append(errs, errors.New("VALKEY_TIMEOUT must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.Deadline <= 0 {
+		errs = append(errs, errors.New("DEADLINE must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// JobSpec is a job's configuration: it validates itself and shares the Job settings.
+type JobSpec interface {
+	Validate() error
+	JobShared() *Job
 }

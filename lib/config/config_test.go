@@ -38,3 +38,32 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadSweep(t *testing.T) {
+	t.Setenv("K_SINK", "http://writer")
+	var c Sweep
+	if err := Load(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxRedrives != 3 || c.Backoff != time.Minute || c.Deadline != 30*time.Minute || c.PartitionMaxLen != 100000 || c.KeyPrefix != "gr" {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"no sink", "K_SINK", "", "K_SINK"},
+		{"negative limit", "SWEEP_MAX_REDRIVES", "-1", "SWEEP_MAX_REDRIVES"},
+		{"bad backoff", "SWEEP_BACKOFF", "0s", "SWEEP_BACKOFF"},
+		{"unparsable backoff", "SWEEP_BACKOFF", "soon", "SWEEP_BACKOFF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.key, tt.value)
+			var c Sweep
+			err := Load(&c)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load() error = %v, want it to name %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/push"
 
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
 )
@@ -245,4 +247,71 @@ func (b *Backlog) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(b.dlq, prometheus.GaugeValue, float64(s.DeadLetters), p)
 		ch <- prometheus.MustNewConstMetric(b.holder, prometheus.GaugeValue, leased, p)
 	}
+}
+
+// Sweep are the dlq-sweep job's metrics: gauges of one run, pushed to a Pushgateway when the
+// run ends (a job is gone before anyone could scrape it).
+type Sweep struct {
+	redriven, parked, exhausted, backlog, dlq, notified *prometheus.GaugeVec
+	failed, finished                                    prometheus.Gauge
+}
+
+// NewSweep registers the sweep metrics.
+func NewSweep(reg prometheus.Registerer) *Sweep {
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "sweep", Name: name, Help: help}, []string{"partition"})
+	}
+	m := &Sweep{
+		redriven:  gauge("redriven", "Events moved back from the DLQ to the partition's stream by the last run."),
+		parked:    gauge("parked", "DLQ entries the last run left parked (backoff not passed, or at the re-drive limit)."),
+		exhausted: gauge("exhausted", "DLQ entries at the re-drive limit, waiting for a human."),
+		backlog:   gauge("backlog", "Stream entries after the last run's re-drives."),
+		dlq:       gauge("dead_letters", "DLQ entries after the last run's re-drives."),
+		notified:  gauge("notified", "1 when the last run sent the partition's writer a partition.ready event."),
+		failed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "sweep", Name: "failed_partitions",
+			Help: "Partitions the last run could not sweep or notify.",
+		}),
+		finished: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "sweep", Name: "last_run_timestamp_seconds",
+			Help: "When the last run ended, in Unix seconds.",
+		}),
+	}
+	reg.MustRegister(m.redriven, m.parked, m.exhausted, m.backlog, m.dlq, m.notified, m.failed, m.finished)
+	return m
+}
+
+// Partition records one partition's outcome.
+func (m *Sweep) Partition(id string, redriven, parked, exhausted int, backlog, deadLetters int64, notified bool) {
+	if m == nil {
+		return
+	}
+	m.redriven.WithLabelValues(id).Set(float64(redriven))
+	m.parked.WithLabelValues(id).Set(float64(parked))
+	m.exhausted.WithLabelValues(id).Set(float64(exhausted))
+	m.backlog.WithLabelValues(id).Set(float64(backlog))
+	m.dlq.WithLabelValues(id).Set(float64(deadLetters))
+	n := 0.0
+	if notified {
+		n = 1
+	}
+	m.notified.WithLabelValues(id).Set(n)
+}
+
+// Failed records how many partitions failed, and that the run ended now.
+func (m *Sweep) Failed(n int) {
+	if m == nil {
+		return
+	}
+	m.failed.Set(float64(n))
+	m.finished.SetToCurrentTime()
+}
+
+// Push sends everything gathered from g to a Prometheus Pushgateway under job, replacing
+// what that job pushed before.
+func Push(ctx context.Context, url, job string, g prometheus.Gatherer) error {
+	if err := push.New(url, job).Gatherer(g).PushContext(ctx); err != nil {
+		return fmt.Errorf("push metrics to %s (PUSHGATEWAY_URL): %w", url, err)
+	}
+	return nil
 }

@@ -104,27 +104,48 @@ func (n *Notifier) loop(p identity.Partition) {
 }
 
 func (n *Notifier) send(p identity.Partition) {
-	log := logging.FromContext(n.ctx).With("partition", p.ID)
+	if err := n.deliver(n.ctx, p); err != nil && n.ctx.Err() == nil {
+		logging.FromContext(n.ctx).Errorw("Writer not notified; the events stay queued until the next notification or the dlq-sweep job", "partition", p.ID, "error", err)
+	}
+}
+
+// Send delivers one partition.ready event for p now, with the same retries, and returns
+// when the writer answered (after its drain) or the attempts ran out. A job that must know
+// the outcome uses it instead of Notify. Without a sink it does nothing.
+func (n *Notifier) Send(ctx context.Context, p identity.Partition) error {
+	if n.client == nil {
+		return nil
+	}
+	return n.deliver(ctx, p)
+}
+
+// deliver sends one notification, retrying failures with backoff.
+func (n *Notifier) deliver(ctx context.Context, p identity.Partition) error {
+	log := logging.FromContext(ctx).With("partition", p.ID)
 	backoff := 200 * time.Millisecond
+	var last error
 	for attempt := 1; attempt <= n.o.Attempts; attempt++ {
 		id := fmt.Sprintf("%s-%d-%d", p.ID, time.Now().UnixNano(), n.seq.Add(1))
 		e, err := change.ReadyEvent(p, n.o.Source, id)
 		if err != nil {
-			log.Errorw("Cannot build partition.ready event", "error", err)
-			return
+			return fmt.Errorf("notify: build partition.ready event: %w", err)
 		}
-		ctx, cancel := context.WithTimeout(cloudevents.ContextWithTarget(n.ctx, n.o.Sink), n.o.Timeout)
-		res := n.client.Send(ctx, e)
+		sctx, cancel := context.WithTimeout(cloudevents.ContextWithTarget(ctx, n.o.Sink), n.o.Timeout)
+		res := n.client.Send(sctx, e)
 		cancel()
 		if cloudevents.IsACK(res) {
-			return
+			return nil
 		}
-		if n.ctx.Err() != nil {
-			return
+		last = res
+		if ctx.Err() != nil {
+			break
 		}
 		log.Warnw("Writer notification failed", "attempt", attempt, "error", res)
-		time.Sleep(backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
 		backoff *= 2
 	}
-	log.Errorw("Writer not notified; the events stay queued until the next notification or the dlq-sweep job")
+	return fmt.Errorf("notify %s of partition %s: %w", n.o.Sink, p.ID, last)
 }

@@ -108,3 +108,39 @@ func TestNotifyWithoutSinkDoesNothing(t *testing.T) {
 		t.Errorf("a notifier without a sink scheduled sends: %v", n.state)
 	}
 }
+
+func TestSendReportsTheOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		status  int
+		wantErr bool
+	}{
+		{name: "writer drained", status: http.StatusOK},
+		{name: "another writer holds the partition", status: http.StatusAccepted},
+		{name: "writer keeps failing", status: http.StatusServiceUnavailable, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &sink{status: tc.status}
+			srv := httptest.NewServer(s)
+			defer srv.Close()
+			n, err := New(context.Background(), Options{Sink: srv.URL, Source: "/test", Attempts: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := identity.PartitionOf("http://git/a.git", "main")
+			err = n.Send(context.Background(), p)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Send = %v, want error %v", err, tc.wantErr)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			wantCalls := 1
+			if tc.wantErr {
+				wantCalls = 2
+			}
+			if len(s.got) != wantCalls || s.got[0] != p {
+				t.Errorf("sink got %v, want %d events for %s", s.got, wantCalls, p.ID)
+			}
+		})
+	}
+}
