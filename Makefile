@@ -8,15 +8,16 @@ CACHE_BIN   := $(CURDIR)/.cache/bin
 KUBE_VER    := $(shell cd test/tools/kube && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
 ETCD_VER    := $(shell cd test/tools/etcd && $(GO) list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 APISERVER   := $(CACHE_BIN)/kube-apiserver-$(KUBE_VER)
+CONTROLLER_MANAGER := $(CACHE_BIN)/kube-controller-manager-$(KUBE_VER)
 ETCD        := $(CACHE_BIN)/etcd-$(ETCD_VER)
 
 .PHONY: all build demo test test-faults test-unit bench tools generate verify fmt vet clean
 
 all: build
 
-## build: compile the functions into bin/
+## build: compile the functions and jobs into bin/
 build:
-	$(GO) build -o bin/ ./functions/...
+	$(GO) build -o bin/ ./functions/... ./jobs/...
 
 ## demo: start Valkey, a kube-apiserver, a Git remote and both functions; apply samples; show the commits
 demo: tools
@@ -41,12 +42,19 @@ bench: tools
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s -timeout 30m ./lib/gitwrite ./lib/bus ./lib/ingest
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e
 
-## tools: build the pinned kube-apiserver and etcd used by tests (cached by version)
-tools: $(APISERVER) $(ETCD)
+## tools: build the pinned kube-apiserver, kube-controller-manager (the garbage collector, for
+## the cascade tests) and etcd used by tests (cached by version)
+tools: $(APISERVER) $(CONTROLLER_MANAGER) $(ETCD)
 
 $(APISERVER):
 	@mkdir -p $(CACHE_BIN)
 	cd test/tools/kube && $(GO) build -o $@.tmp k8s.io/kubernetes/cmd/kube-apiserver && mv $@.tmp $@
+
+# After the apiserver: the two share most packages, so the second build reuses the first's
+# cache instead of competing with it for the cores.
+$(CONTROLLER_MANAGER): | $(APISERVER)
+	@mkdir -p $(CACHE_BIN)
+	cd test/tools/kube && $(GO) build -o $@.tmp k8s.io/kubernetes/cmd/kube-controller-manager && mv $@.tmp $@
 
 $(ETCD):
 	@mkdir -p $(CACHE_BIN)

@@ -23,17 +23,30 @@ type EventList struct {
 
 // Event is one audit event, reduced to what ingest reads.
 type Event struct {
-	AuditID          string            `json:"auditID"`
-	Stage            string            `json:"stage"`
-	RequestURI       string            `json:"requestURI"`
-	Verb             string            `json:"verb"`
-	User             UserInfo          `json:"user"`
-	ImpersonatedUser *UserInfo         `json:"impersonatedUser,omitempty"`
-	ObjectRef        *ObjectReference  `json:"objectRef,omitempty"`
-	ResponseStatus   *ResponseStatus   `json:"responseStatus,omitempty"`
-	ResponseObject   json.RawMessage   `json:"responseObject,omitempty"`
-	StageTimestamp   time.Time         `json:"stageTimestamp"`
-	Annotations      map[string]string `json:"annotations,omitempty"`
+	AuditID          string           `json:"auditID"`
+	Stage            string           `json:"stage"`
+	RequestURI       string           `json:"requestURI"`
+	Verb             string           `json:"verb"`
+	User             UserInfo         `json:"user"`
+	ImpersonatedUser *UserInfo        `json:"impersonatedUser,omitempty"`
+	ObjectRef        *ObjectReference `json:"objectRef,omitempty"`
+	ResponseStatus   *ResponseStatus  `json:"responseStatus,omitempty"`
+	// RequestObject is read only for the DeleteOptions of a delete, which clients send in
+	// the body (client-go, kubectl) rather than the query string.
+	RequestObject  *RequestObject    `json:"requestObject,omitempty"`
+	ResponseObject json.RawMessage   `json:"responseObject,omitempty"`
+	StageTimestamp time.Time         `json:"stageTimestamp"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+}
+
+// RequestObject is the little read of a request body: enough of a DeleteOptions to tell a
+// dry run and a delete held by the finalizer it adds. Any other body (a whole object) decodes to its kind alone, so the
+// request side of an event costs no copy.
+type RequestObject struct {
+	Kind              string   `json:"kind"`
+	DryRun            []string `json:"dryRun"`
+	PropagationPolicy string   `json:"propagationPolicy"`
+	OrphanDependents  *bool    `json:"orphanDependents"`
 }
 
 // UserInfo is the authenticated user of a request.

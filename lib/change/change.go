@@ -16,6 +16,7 @@ import (
 const (
 	TypeUpsert         = "dev.gitops.reverser.object.upsert"
 	TypeDelete         = "dev.gitops.reverser.object.delete"
+	TypeScale          = "dev.gitops.reverser.object.scale"
 	TypePartitionReady = "dev.gitops.reverser.partition.ready"
 )
 
@@ -35,6 +36,9 @@ type Op string
 const (
 	OpUpsert Op = "upsert"
 	OpDelete Op = "delete"
+	// OpScale sets spec.replicas in the object's file, if the file exists and has the field:
+	// a write to the scale subresource proves the new replicas, not the whole object.
+	OpScale Op = "scale"
 )
 
 // Actor is the Kubernetes user behind a change.
@@ -59,8 +63,10 @@ type Change struct {
 	// UID and ResourceVersion order changes to one object; they are not written to Git.
 	UID             string `json:"uid,omitempty"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
-	// Object is the sanitized object as JSON; empty for deletes.
+	// Object is the sanitized object as JSON; empty for deletes and scales.
 	Object json.RawMessage `json:"object,omitempty"`
+	// Replicas is the new spec.replicas of a scale; nil for the other ops.
+	Replicas *int64 `json:"replicas,omitempty"`
 }
 
 // Source is the CloudEvent source of a cluster's changes.
@@ -73,9 +79,13 @@ func (c *Change) Event() (cloudevents.Event, error) {
 	e.SetSource(Source(c.Key.Cluster))
 	e.SetSubject(c.Key.String())
 	e.SetTime(c.Time)
-	e.SetType(TypeUpsert)
-	if c.Op == OpDelete {
+	switch c.Op {
+	case OpDelete:
 		e.SetType(TypeDelete)
+	case OpScale:
+		e.SetType(TypeScale)
+	default:
+		e.SetType(TypeUpsert)
 	}
 	e.SetExtension(ExtPartitionKey, c.Partition)
 	e.SetExtension(ExtActor, c.Actor.Username)
@@ -104,6 +114,8 @@ func FromEvent(e cloudevents.Event) (*Change, error) {
 		c.Op = OpUpsert
 	case TypeDelete:
 		c.Op = OpDelete
+	case TypeScale:
+		c.Op = OpScale
 	default:
 		return nil, fmt.Errorf("%w: type %q", ErrInvalid, e.Type())
 	}
@@ -120,6 +132,9 @@ func FromEvent(e cloudevents.Event) (*Change, error) {
 	}
 	if c.Op == OpUpsert && len(c.Object) == 0 {
 		return nil, fmt.Errorf("%w: %s: upsert without object", ErrInvalid, e.ID())
+	}
+	if c.Op == OpScale && (c.Replicas == nil || *c.Replicas < 0) {
+		return nil, fmt.Errorf("%w: %s: scale without replicas", ErrInvalid, e.ID())
 	}
 	return c, nil
 }

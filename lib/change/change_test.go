@@ -52,6 +52,30 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestScaleRoundTrip(t *testing.T) {
+	in := sample()
+	replicas := int64(0) // zero is a real value, not "absent"
+	in.Op, in.Object, in.Replicas = OpScale, nil, &replicas
+	b, err := in.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw["type"] != TypeScale {
+		t.Errorf("type = %v, want %s", raw["type"], TypeScale)
+	}
+	out, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Op != OpScale || out.Replicas == nil || *out.Replicas != 0 || len(out.Object) != 0 {
+		t.Errorf("round trip = op %s replicas %v object %s, want scale to 0 without object", out.Op, out.Replicas, out.Object)
+	}
+}
+
 func TestUnmarshalRejects(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -60,6 +84,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"upsert without object", func(c *Change) { c.Object = nil }},
 		{"no path", func(c *Change) { c.Path = "" }},
 		{"no name", func(c *Change) { c.Key.Name = "" }},
+		{"scale without replicas", func(c *Change) { c.Op, c.Object = OpScale, nil }},
+		{"scale to negative replicas", func(c *Change) { n := int64(-1); c.Op, c.Object, c.Replicas = OpScale, nil, &n }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,6 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 	"github.com/gitops-reverser/gitops-reverser/lib/change"
 	"github.com/gitops-reverser/gitops-reverser/lib/identity"
-	"github.com/gitops-reverser/gitops-reverser/lib/layout"
 	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
 	"github.com/gitops-reverser/gitops-reverser/lib/rules"
@@ -231,9 +230,15 @@ func events(plan *rules.Plan, clusterID string, c *audit.Change) []routed {
 		return nil
 	}
 	key := identity.Key{Cluster: clusterID, Group: c.Group, Resource: c.Resource, Namespace: c.Namespace, Name: c.Name}
+	op := change.OpUpsert
+	switch c.Op {
+	case audit.OpDelete:
+		op = change.OpDelete
+	case audit.OpScale:
+		op = change.OpScale // the writer edits the parent's file: only the replicas travel
+	}
 	var object []byte
-	isSecret := c.Group == "" && c.Resource == "secrets"
-	if c.Object != nil {
+	if op == change.OpUpsert {
 		var err error
 		if object, err = json.Marshal(sanitize.Object(c.Object)); err != nil {
 			return nil // unreachable: the object was decoded from JSON
@@ -241,27 +246,13 @@ func events(plan *rules.Plan, clusterID string, c *audit.Change) []routed {
 	}
 	out := make([]routed, 0, len(targets))
 	for _, t := range targets {
-		if isSecret && t.SecretPolicy == v1alpha1.SecretPolicyExclude {
+		ch := change.For(t, c.AuditID, op, key, object)
+		if ch == nil {
 			continue
 		}
-		ch := &change.Change{
-			ID:              identity.EventID(c.AuditID, key, t.Ref),
-			Op:              change.OpUpsert,
-			Time:            c.Time,
-			Partition:       t.Partition.ID,
-			Actor:           change.Actor{Username: c.Actor.Username, ImpersonatedBy: c.Actor.ImpersonatedBy},
-			AuditID:         c.AuditID,
-			Verb:            c.Verb,
-			Key:             key,
-			Target:          t.Ref,
-			Path:            layout.Path(t.Path, key),
-			UID:             c.UID,
-			ResourceVersion: c.ResourceVersion,
-			Object:          object,
-		}
-		if c.Op == audit.OpDelete {
-			ch.Op, ch.Object = change.OpDelete, nil
-		}
+		ch.Time, ch.AuditID, ch.Verb = c.Time, c.AuditID, c.Verb
+		ch.Actor = change.Actor{Username: c.Actor.Username, ImpersonatedBy: c.Actor.ImpersonatedBy}
+		ch.UID, ch.ResourceVersion, ch.Replicas = c.UID, c.ResourceVersion, c.Replicas
 		payload, err := ch.Marshal()
 		if err != nil {
 			continue // unreachable: every field is JSON-safe
@@ -271,6 +262,7 @@ func events(plan *rules.Plan, clusterID string, c *audit.Change) []routed {
 	return out
 }
 
+// operation is the rule operation a change counts as; a scale updates its parent.
 func operation(op audit.Op) v1alpha1.Operation {
 	switch op {
 	case audit.OpCreate:

@@ -165,6 +165,42 @@ func TestAuditWebhookQueuesWantedChangesOnce(t *testing.T) {
 	}
 }
 
+func TestAuditWebhookQueuesAScaleForItsParent(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	sub := func(e map[string]any, resource, subresource string) map[string]any {
+		e["objectRef"] = map[string]any{"resource": resource, "subresource": subresource, "namespace": "apps", "name": "web", "apiGroup": "apps", "apiVersion": "v1"}
+		return e
+	}
+	scale := `{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"web","namespace":"apps","uid":"u-web","resourceVersion":"31"},"spec":{"replicas":3},"status":{"replicas":1}}`
+	batch := eventList(
+		sub(auditEvent("s1", "update", "apps", "web", 200, 31, scale), "deployments", "scale"),
+		sub(auditEvent("s2", "update", "apps", "web", 200, 32, `{"kind":"Deployment"}`), "deployments", "status"),
+		sub(auditEvent("s3", "create", "apps", "web", 201, 33, `{"kind":"Status"}`), "pods", "binding"),
+	)
+	resp, body := f.post(t, "c1", "token-of-c1", batch)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var res Result
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Changes != 1 || res.Skipped["subresource"] != 1 || res.Skipped["subresource-refresh"] != 1 {
+		t.Errorf("result = %+v, want one change, one status and one binding skipped", res)
+	}
+	got := f.stream(t)
+	if len(got) != 1 {
+		t.Fatalf("stream holds %d changes, want 1", len(got))
+	}
+	c := got[0]
+	if c.Op != change.OpScale || c.Replicas == nil || *c.Replicas != 3 || c.Object != nil {
+		t.Errorf("change = op %s replicas %v object %s, want a scale to 3 without object", c.Op, c.Replicas, c.Object)
+	}
+	if c.Path != "clusters/c1/apps/apps/deployments/web.yaml" || c.ResourceVersion != "31" || c.UID != "u-web" || c.Verb != "update" {
+		t.Errorf("change = %+v, want the deployment's file at rv 31", c)
+	}
+}
+
 func TestAuditWebhookRejectsBadInputWithoutWriting(t *testing.T) {
 	f := newFixture(t, 4096)
 	valid := eventList(auditEvent("a1", "create", "apps", "web", 201, 1, fmt.Sprintf(configMap, "web", "apps", 1)))

@@ -25,6 +25,7 @@ const (
 	TrailerEventID        = "Event-Id"
 	TrailerImpersonatedBy = "Impersonated-By"
 	TrailerWriterEpoch    = "Writer-Epoch"
+	TrailerSnapshotID     = "Snapshot-Id"
 )
 
 // decoded is a stream message and the change it holds (nil when it does not decode).
@@ -57,6 +58,9 @@ type batchState struct {
 	maxDeliveries int64
 	applied       func(eventID string) bool // already in a commit on the branch
 	versions      map[string]string         // versionKey -> newest resourceVersion in Git
+	// snapshot names a batch given to Apply: its commit is made even when it changes
+	// nothing, and says what it is instead of listing every object.
+	snapshot string
 }
 
 // plan is what one batch becomes.
@@ -186,8 +190,12 @@ func fileChange(c *change.Change, roots []string) (gitwrite.Change, error) {
 	if !inside(c.Path, roots) {
 		return gitwrite.Change{}, fmt.Errorf("path %q is outside the folders of this branch's targets", c.Path)
 	}
-	if c.Op == change.OpDelete {
+	switch c.Op {
+	case change.OpDelete:
 		return gitwrite.Change{Path: c.Path, Delete: true}, nil
+	case change.OpScale:
+		// Applied to the file as the commit finds it; a missing file stays missing.
+		return gitwrite.Change{Path: c.Path, Edit: scaleEdit(*c.Replicas)}, nil
 	}
 	content, err := render.YAML(c.Object)
 	if err != nil {
@@ -215,12 +223,33 @@ func (g *group) request(st batchState) gitwrite.CommitRequest {
 	if when.IsZero() {
 		when = st.now
 	}
-	return gitwrite.CommitRequest{
-		Author:    gitwrite.Signature{Name: g.actor.Username, Email: Email(g.actor.Username, g.cluster), When: when},
-		Committer: gitwrite.Signature{Name: st.committer.Name, Email: st.committer.Email, When: st.now},
-		Message:   g.message(st.epoch),
-		Changes:   g.files,
+	req := gitwrite.CommitRequest{
+		Author:     gitwrite.Signature{Name: g.actor.Username, Email: Email(g.actor.Username, g.cluster), When: when},
+		Committer:  gitwrite.Signature{Name: st.committer.Name, Email: st.committer.Email, When: st.now},
+		Message:    g.message(st.epoch),
+		Changes:    g.files,
+		AllowEmpty: st.snapshot != "",
 	}
+	if st.snapshot != "" {
+		req.Message = g.snapshotMessage(st)
+	}
+	return req
+}
+
+// snapshotMessage sums up a snapshot written by Apply. Its objects are not listed one by one:
+// a snapshot holds every object of a target, and Apply's changes never come from the stream,
+// so no Event-Id trailer is needed to recognise them.
+func (g *group) snapshotMessage(st batchState) string {
+	deletes := 0
+	for _, c := range g.changes {
+		if c.Op == change.OpDelete {
+			deletes++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Snapshot of %s: %d objects, %d removed (%s)\n\n", g.changes[0].Target, len(g.changes)-deletes, deletes, g.cluster)
+	fmt.Fprintf(&b, "%s: %s\n%s: %s\n%s: %d\n", TrailerCluster, g.cluster, TrailerSnapshotID, st.snapshot, TrailerWriterEpoch, st.epoch)
+	return b.String()
 }
 
 // message is a summary line, a list of the changes when there are several, and trailers.
@@ -252,7 +281,8 @@ func (g *group) message(epoch int64) string {
 	return b.String()
 }
 
-// describe is one change in words: "patch deployments.apps web/front".
+// describe is one change in words: "patch deployments.apps web/front", or
+// "scale deployments.apps web/front to 3".
 func describe(c *change.Change) string {
 	resource := c.Key.Resource
 	if c.Key.Group != "" {
@@ -261,6 +291,9 @@ func describe(c *change.Change) string {
 	name := c.Key.Name
 	if c.Key.Namespace != "" {
 		name = c.Key.Namespace + "/" + name
+	}
+	if c.Op == change.OpScale {
+		return fmt.Sprintf("scale %s %s to %d", resource, name, *c.Replicas)
 	}
 	verb := c.Verb
 	if verb == "" {

@@ -19,6 +19,17 @@ import (
 // the exposition line up to the value), or -1 when there is none.
 func scrape(t *testing.T, url, pattern string) float64 {
 	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + pattern + ` ([0-9.e+-]+)$`).FindSubmatch(metricsOf(t, url))
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// metricsOf returns the Prometheus exposition of a function (ingest or writer).
+func metricsOf(t *testing.T, url string) []byte {
+	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(env.CA.CertPEM)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -27,13 +38,11 @@ func scrape(t *testing.T, url, pattern string) float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + pattern + ` ([0-9.e+-]+)$`).FindSubmatch(body)
-	if m == nil {
-		return -1
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
+	return body
 }
 
 func TestFunctionsExportMetrics(t *testing.T) {

@@ -53,7 +53,8 @@ type User struct {
 
 // Kube is a kube-apiserver with its etcd, both on loopback. Nothing else of a cluster
 // runs: no controllers, scheduler or nodes, so objects are stored but nothing acts on
-// them (no pods start, namespaces are not cleaned up on delete).
+// them (no pods start, namespaces are not cleaned up on delete). A test that needs a
+// controller, such as the garbage collector, starts it with StartControllerManager.
 type Kube struct {
 	URL        string // https://127.0.0.1:PORT
 	CAFile     string // the CA that signed the apiserver's serving certificate

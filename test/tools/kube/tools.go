@@ -1,6 +1,10 @@
 //go:build tools
 
-// Package kube exists only to pin the kube-apiserver build for tests.
+// Package kube exists only to pin the kube-apiserver and kube-controller-manager builds for
+// tests.
 package kube
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
