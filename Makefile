@@ -40,7 +40,7 @@ test-unit:
 ## bench: benchmarks against real servers (numbers, no thresholds)
 bench: tools
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s -timeout 30m ./lib/gitwrite ./lib/bus ./lib/ingest
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e ./test/reconcile
 
 ## tools: build the pinned kube-apiserver, kube-controller-manager (the garbage collector, for
 ## the cascade tests) and etcd used by tests (cached by version)

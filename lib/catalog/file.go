@@ -16,6 +16,9 @@ type Static struct{ s *Snapshot }
 // Snapshot returns the snapshot.
 func (s *Static) Snapshot() *Snapshot { return s.s }
 
+// Fixed is a Source that always returns s: a job's one snapshot, for parts that take a Source.
+func Fixed(s *Snapshot) *Static { return &Static{s: s} }
+
 // LoadFile reads a multi-document YAML (or JSON) file of reverser.gitops.dev objects and the
 // v1 Secrets they reference. Namespaced objects without a namespace are put in "default", as
 // kubectl would.

@@ -37,6 +37,8 @@ type Snapshot struct {
 // Cluster is a SourceCluster with its tokens resolved.
 type Cluster struct {
 	ID string
+	// Kubeconfig is how the jobs read the cluster; nil means the cluster they run in.
+	Kubeconfig []byte
 	// tokens are SHA-256 digests, so comparisons take the same time whatever the length.
 	tokens [][sha256.Size]byte
 }
@@ -103,6 +105,13 @@ func Build(objs Objects, get SecretGetter) *Snapshot {
 				continue
 			}
 			c.tokens = append(c.tokens, sha256.Sum256(v))
+		}
+		if ref := sc.Spec.KubeconfigSecretRef; ref != nil {
+			v, err := secretKey(get, "kubeconfig", ref.Namespace, ref.Name, ref.EffectiveKubeconfigKey())
+			if err != nil {
+				s.problem("SourceCluster", "", sc.Name, err)
+			}
+			c.Kubeconfig = v
 		}
 		if _, dup := s.clusters[c.ID]; dup {
 			s.problem("SourceCluster", "", sc.Name, fmt.Errorf("clusterID %q is used by another SourceCluster; both are ignored", c.ID))
@@ -180,13 +189,18 @@ func credentials(get SecretGetter, p *v1alpha1.GitProvider) (gitwrite.Auth, erro
 }
 
 func secretValue(get SecretGetter, namespace, name, key string) ([]byte, error) {
+	return secretKey(get, "token", namespace, name, key)
+}
+
+// secretKey reads one non-empty key of a Secret; what names the Secret's use in errors.
+func secretKey(get SecretGetter, what, namespace, name, key string) ([]byte, error) {
 	sec, err := get(namespace, name)
 	if err != nil {
-		return nil, fmt.Errorf("token Secret %s/%s: %w", namespace, name, err)
+		return nil, fmt.Errorf("%s Secret %s/%s: %w", what, namespace, name, err)
 	}
 	v, ok := sec.Data[key]
 	if !ok || len(v) == 0 {
-		return nil, fmt.Errorf("token Secret %s/%s has no key %q", namespace, name, key)
+		return nil, fmt.Errorf("%s Secret %s/%s has no key %q", what, namespace, name, key)
 	}
 	return v, nil
 }

@@ -26,3 +26,32 @@ func TestPath(t *testing.T) {
 		})
 	}
 }
+
+func TestParseInvertsPath(t *testing.T) {
+	for _, target := range []string{"", "clusters/a", "/x/"} {
+		for _, k := range []identity.Key{
+			{Resource: "configmaps", Namespace: "default", Name: "app"},
+			{Group: "apps", Resource: "deployments", Namespace: "web", Name: "front"},
+			{Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Name: "system:view"},
+		} {
+			got, ok := Parse(target, Path(target, k))
+			if !ok || got != k {
+				t.Errorf("Parse(%q, Path(%v)) = %v, %v", target, k, got, ok)
+			}
+		}
+	}
+}
+
+func TestParseRefusesFilesTheLayoutDoesNotMake(t *testing.T) {
+	for _, p := range []string{
+		"clusters/a/README.md",                          // not at object depth
+		"clusters/a/default/core/configmaps/app.json",   // not YAML
+		"clusters/a/default/core/configmaps/x/app.yaml", // too deep
+		"clusters/b/default/core/configmaps/app.yaml",   // another target's folder
+		"clusters/a/default/core/configmaps/.yaml",      // no name
+	} {
+		if k, ok := Parse("clusters/a", p); ok {
+			t.Errorf("Parse(%q) = %v, want refused", p, k)
+		}
+	}
+}

@@ -229,3 +229,58 @@ func less(a, b identity.TargetRef) bool {
 	}
 	return a.Name < b.Name
 }
+
+// Scope says where objects of one resource can match a cluster's rules: what a reconcile has
+// to list to see every object the rules want.
+type Scope struct {
+	// Wanted is false when no rule can match the resource.
+	Wanted bool
+	// Namespaces bounds the listing of a namespaced resource; nil means every namespace.
+	Namespaces []string
+}
+
+// ScopeOf returns where rules of targets accepting the cluster can match objects of the
+// resource, whatever their labels and operation. namespaced is the resource's scope as
+// discovery reports it.
+func (p *Plan) ScopeOf(cluster, group, resource string, namespaced bool) Scope {
+	var sc Scope
+	names := set{}
+	for i := range p.rules {
+		r := &p.rules[i]
+		if !r.target.clusters[cluster] || !r.groups.has(group) || !r.resources.has(resource) {
+			continue
+		}
+		switch {
+		case !namespaced && r.clusterScoped:
+			sc.Wanted = true
+		case namespaced && r.namespaced:
+			sc.Wanted = true
+			switch {
+			case names == nil: // already every namespace
+			case r.namespaces == nil || r.namespaces["*"]:
+				names = nil
+			default:
+				for ns := range r.namespaces {
+					names[ns] = true
+				}
+			}
+		}
+	}
+	if sc.Wanted && namespaced && names != nil {
+		for ns := range names {
+			sc.Namespaces = append(sc.Namespaces, ns)
+		}
+		sort.Strings(sc.Namespaces)
+	}
+	return sc
+}
+
+// Clusters returns the cluster ids the target accepts, sorted.
+func (t *Target) Clusters() []string {
+	out := make([]string, 0, len(t.clusters))
+	for c := range t.clusters {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}

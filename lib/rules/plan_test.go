@@ -136,3 +136,48 @@ func TestCompileIsOrderIndependent(t *testing.T) {
 		t.Errorf("partition not derived from provider URL and branch")
 	}
 }
+
+func TestScopeOf(t *testing.T) {
+	plan, _ := Compile(fixture())
+	tests := []struct {
+		name                     string
+		cluster, group, resource string
+		namespaced               bool
+		want                     Scope
+	}{
+		{"core wildcard limited to web", "prod", "", "configmaps", true, Scope{Wanted: true, Namespaces: []string{"team-a", "web"}}},
+		{"apps in web only", "prod", "apps", "deployments", true, Scope{Wanted: true, Namespaces: []string{"web"}}},
+		{"cluster-scoped everything", "dev", "rbac.authorization.k8s.io", "clusterroles", false, Scope{Wanted: true}},
+		{"namespaced in a cluster-scoped-only rule", "dev", "apps", "deployments", true, Scope{}},
+		{"unknown cluster", "staging", "", "configmaps", true, Scope{}},
+		{"group nobody names", "prod", "batch", "jobs", true, Scope{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := plan.ScopeOf(tt.cluster, tt.group, tt.resource, tt.namespaced)
+			if got.Wanted != tt.want.Wanted || len(got.Namespaces) != len(tt.want.Namespaces) {
+				t.Fatalf("ScopeOf = %+v, want %+v", got, tt.want)
+			}
+			for i := range got.Namespaces {
+				if got.Namespaces[i] != tt.want.Namespaces[i] {
+					t.Fatalf("ScopeOf = %+v, want %+v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestScopeOfAllNamespacesWins(t *testing.T) {
+	in := fixture()
+	in.ClusterWatchRules = append(in.ClusterWatchRules, v1alpha1.ClusterWatchRule{
+		ObjectMeta: objMeta("", "all-configmaps"),
+		Spec: v1alpha1.ClusterWatchRuleSpec{
+			TargetRef: v1alpha1.NamespacedObjectReference{Namespace: "gitops", Name: "prod"},
+			Rules:     []v1alpha1.ClusterResourceRule{{ResourceRule: v1alpha1.ResourceRule{APIGroups: []string{""}, Resources: []string{"configmaps"}}}},
+		},
+	})
+	plan, _ := Compile(in)
+	if got := plan.ScopeOf("prod", "", "configmaps", true); !got.Wanted || got.Namespaces != nil {
+		t.Errorf("ScopeOf = %+v, want every namespace", got)
+	}
+}
