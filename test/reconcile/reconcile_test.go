@@ -195,6 +195,16 @@ func TestReconcileSeedsObjectsThatPredateTheRules(t *testing.T) {
 	if again.Targets[0].Objects != rep.Targets[0].Objects {
 		t.Errorf("second run saw %d objects, first %d", again.Targets[0].Objects, rep.Targets[0].Objects)
 	}
+
+	// A cluster the job cannot read fails the run, so the CronJob's history shows it, with
+	// the fix in the message.
+	res, err := s.RunJob(ctx(t), "reconcile", catalog, "KUBECONFIG="+t.TempDir()+"/missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 1 || !strings.Contains(res.Stderr, "kubeconfigSecretRef") {
+		t.Errorf("unreadable cluster: exit %d, stderr %q; want 1 and a message naming kubeconfigSecretRef", res.ExitCode, res.Stderr)
+	}
 }
 
 func TestReconcileRepairsWhatIngestMissed(t *testing.T) {
