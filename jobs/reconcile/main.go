@@ -38,7 +38,7 @@ func run(ctx context.Context, cfg *config.Reconcile, parts *boot.JobParts) error
 		opts.Notifier = n
 	}
 	bar := progress.Start(os.Stderr, parts.Log, 5*time.Second, "listed", "published")
-	opts.Listed, opts.Published = bar.Counter(0), bar.Counter(1)
+	opts.Listed, opts.Planned, opts.Published = bar.Counter(0), bar.AddTotal, bar.Counter(1)
 	report, err := reconcile.Run(ctx, opts)
 	bar.Stop()
 	if err != nil {

@@ -36,7 +36,7 @@ func run(ctx context.Context, cfg *config.Reconcile, parts *boot.JobParts) error
 		GitTimeout: cfg.GitTimeout,
 	})
 	bar := progress.Start(os.Stderr, parts.Log, 5*time.Second, "listed", "written")
-	opts.Listed, opts.Published = bar.Counter(0), bar.Counter(1)
+	opts.Listed, opts.Planned, opts.Published = bar.Counter(0), bar.AddTotal, bar.Counter(1)
 	report, err := reconcile.Snapshot(ctx, opts, opts.Targets[0], w)
 	bar.Stop()
 	if err := status.Refresh(ctx, cfg.Catalog.File, opts.Bus); err != nil {

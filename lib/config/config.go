@@ -141,14 +141,7 @@ func (c *Common) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("set both TLS_CERT_FILE and TLS_KEY_FILE, or neither"))
 	}
-	if c.Timeout <= 0 {
-		errs = append(errs, errors.New("VALKEY_TIMEOUT must be positive"))
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
-	}
+	errs = append(errs, c.Valkey.validate(), validLogLevel(c.LogLevel))
 	return errors.Join(errs...)
 }
 
@@ -267,14 +260,7 @@ func (c *Job) JobShared() *Job { return c }
 // Validate checks the shared job settings.
 func (c *Job) Validate() error {
 	var errs []error
-	if c.Timeout <= 0 {
-		errs = append(errs, errors.New("VALKEY_TIMEOUT must be positive"))
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
-	}
+	errs = append(errs, c.Valkey.validate(), validLogLevel(c.LogLevel))
 	if c.Deadline <= 0 {
 		errs = append(errs, errors.New("DEADLINE must be positive"))
 	}
@@ -285,4 +271,19 @@ func (c *Job) Validate() error {
 type JobSpec interface {
 	Validate() error
 	JobShared() *Job
+}
+
+func (c *Valkey) validate() error {
+	if c.Timeout <= 0 {
+		return errors.New("VALKEY_TIMEOUT must be positive")
+	}
+	return nil
+}
+
+func validLogLevel(level string) error {
+	switch level {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", level)
 }

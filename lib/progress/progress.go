@@ -20,7 +20,7 @@ import (
 type Counters struct {
 	names  []string
 	counts []atomic.Int64
-	// Total, when above 0, is what the last counter heads for: it is drawn as a bar.
+	// total, when above 0, is what the last counter heads for: it is drawn as a bar.
 	total atomic.Int64
 
 	stop chan struct{}
@@ -68,8 +68,8 @@ func (c *Counters) Counter(i int) func(n int) { return func(n int) { c.Add(i, n)
 // Get returns the counter at index i.
 func (c *Counters) Get(i int) int64 { return c.counts[i].Load() }
 
-// SetTotal draws the last counter as a bar heading for total.
-func (c *Counters) SetTotal(total int) { c.total.Store(int64(total)) }
+// AddTotal raises what the last counter heads for by n; from then on it is drawn as a bar.
+func (c *Counters) AddTotal(n int) { c.total.Add(int64(n)) }
 
 // Stop draws the final state and stops.
 func (c *Counters) Stop() {
@@ -88,14 +88,20 @@ func (c *Counters) line() string {
 			writeBar(&b, v, total)
 		}
 		fmt.Fprintf(&b, "%s %d", n, v)
+		if total := c.total.Load(); total > 0 && i == len(c.names)-1 {
+			fmt.Fprintf(&b, "/%d", total)
+		}
 	}
 	return b.String()
 }
 
 func (c *Counters) fields() []any {
-	out := make([]any, 0, 2*len(c.names))
+	out := make([]any, 0, 2*len(c.names)+2)
 	for i, n := range c.names {
 		out = append(out, n, c.counts[i].Load())
+	}
+	if total := c.total.Load(); total > 0 {
+		out = append(out, "of", total)
 	}
 	return out
 }

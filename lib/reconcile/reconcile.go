@@ -55,9 +55,9 @@ type Options struct {
 	FullWait time.Duration
 	// GitTimeout bounds each fetch. Default 60s.
 	GitTimeout time.Duration
-	// Listed and Published hear of objects listed and events published, for progress
-	// displays; nil hears nothing.
-	Listed, Published func(n int)
+	// Listed, Planned and Published hear of objects listed, events about to be published
+	// and events published, for progress displays; nil hears nothing.
+	Listed, Planned, Published func(n int)
 	// Recorder keeps each target's outcome, for status; nil keeps nothing.
 	Recorder Recorder
 }
@@ -87,6 +87,9 @@ func (o *Options) defaults() {
 	if o.Listed == nil {
 		o.Listed = func(int) {}
 	}
+	if o.Planned == nil {
+		o.Planned = func(int) {}
+	}
 	if o.Published == nil {
 		o.Published = func(int) {}
 	}
@@ -115,6 +118,18 @@ type TargetReport struct {
 	Err error `json:"-"`
 	// Error is Err as text, for JSON.
 	Error string `json:"error,omitempty"`
+}
+
+// count records the objects wanted and the changes found.
+func (r *TargetReport) count(objects int, changes []*change.Change) {
+	r.Objects = objects
+	for _, c := range changes {
+		if c.Op == change.OpDelete {
+			r.Deletes++
+		} else {
+			r.Upserts++
+		}
+	}
 }
 
 // Drift is the number of changes found.
@@ -171,14 +186,8 @@ func reconcileTarget(ctx context.Context, o *Options, t *rules.Target, all map[s
 	if err != nil {
 		return err
 	}
-	tr.Objects = n
-	for _, c := range changes {
-		if c.Op == change.OpDelete {
-			tr.Deletes++
-		} else {
-			tr.Upserts++
-		}
-	}
+	tr.count(n, changes)
+	o.Planned(len(changes))
 	tr.Published, err = publish(ctx, o, t.Partition, changes)
 	return err
 }

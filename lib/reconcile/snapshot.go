@@ -43,14 +43,8 @@ func Snapshot(ctx context.Context, o Options, target identity.TargetRef, w *writ
 		if err != nil {
 			return err
 		}
-		tr.Objects = n
-		for _, c := range changes {
-			if c.Op == change.OpDelete {
-				tr.Deletes++
-			} else {
-				tr.Upserts++
-			}
-		}
+		tr.count(n, changes)
+		o.Planned(len(changes))
 		// The writer makes one commit per run of changes from one cluster.
 		sort.SliceStable(changes, func(i, j int) bool { return changes[i].Key.Cluster < changes[j].Key.Cluster })
 		id := fmt.Sprintf("%s-%d", t.Ref.Name, time.Now().UnixNano())
