@@ -322,14 +322,13 @@ func (r *Repo) Push(ctx context.Context) error {
 func (r *Repo) objectsToPush() ([]plumbing.Hash, error) {
 	seen := make(map[plumbing.Hash]bool)
 	var out []plumbing.Hash
-	add := func(h plumbing.Hash) bool {
-		if seen[h] {
-			return false
+	add := func(h plumbing.Hash) {
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, h)
 		}
-		seen[h] = true
-		out = append(out, h)
-		return true
 	}
+	w := treeWalk{r: r, add: add, compared: map[[2]plumbing.Hash]bool{}}
 	for h := r.tip; h != r.head; {
 		c, err := r.repo.CommitObject(h)
 		if err != nil {
@@ -347,7 +346,7 @@ func (r *Repo) objectsToPush() ([]plumbing.Hash, error) {
 		} else if !r.head.IsZero() {
 			return nil, fmt.Errorf("tip %s does not descend from head %s", r.tip, r.head)
 		}
-		if err := r.newTreeObjects(c.TreeHash, parentTree, add); err != nil {
+		if err := w.newObjects(c.TreeHash, parentTree); err != nil {
 			return nil, err
 		}
 		h = parent
@@ -358,21 +357,33 @@ func (r *Repo) objectsToPush() ([]plumbing.Hash, error) {
 	return out, nil
 }
 
-// newTreeObjects adds tree newH and everything below it that differs from the
-// entry at the same path under oldH (ZeroHash: nothing to compare with).
-// add returns false for an object already added, whose subtree was handled.
-func (r *Repo) newTreeObjects(newH, oldH plumbing.Hash, add func(plumbing.Hash) bool) error {
-	if newH == oldH || !add(newH) {
+// treeWalk collects the objects of new trees that their base trees lack.
+type treeWalk struct {
+	r   *Repo
+	add func(plumbing.Hash)
+	// compared holds the (new, base) tree pairs already walked. A tree seen before against
+	// another base must be walked again: an object it shares with that base may be one the
+	// remote lacks (a subtree that an unpushed commit changed and a later one changed back).
+	compared map[[2]plumbing.Hash]bool
+}
+
+// newObjects adds tree newH and everything below it that differs from the entry at the
+// same path under oldH (ZeroHash: nothing to compare with).
+func (w *treeWalk) newObjects(newH, oldH plumbing.Hash) error {
+	pair := [2]plumbing.Hash{newH, oldH}
+	if newH == oldH || w.compared[pair] {
 		return nil
 	}
-	nt, err := r.repo.TreeObject(newH)
+	w.compared[pair] = true
+	w.add(newH)
+	nt, err := w.r.repo.TreeObject(newH)
 	if err != nil {
 		return fmt.Errorf("read tree %s: %w", newH, err)
 	}
 	old := map[string]plumbing.Hash{}
 	oldDir := map[string]bool{}
 	if !oldH.IsZero() {
-		ot, err := r.repo.TreeObject(oldH)
+		ot, err := w.r.repo.TreeObject(oldH)
 		if err != nil {
 			return fmt.Errorf("read tree %s: %w", oldH, err)
 		}
@@ -392,13 +403,13 @@ func (r *Repo) newTreeObjects(newH, oldH plumbing.Hash, add func(plumbing.Hash) 
 			if ok && oldDir[e.Name] {
 				base = oh
 			}
-			if err := r.newTreeObjects(e.Hash, base, add); err != nil {
+			if err := w.newObjects(e.Hash, base); err != nil {
 				return err
 			}
 		case filemode.Submodule:
 			// A commit in another repository: nothing to send.
 		default:
-			add(e.Hash)
+			w.add(e.Hash)
 		}
 	}
 	return nil

@@ -613,3 +613,24 @@ func TestResetDiscardsUnpushedCommitsWithoutTheRemote(t *testing.T) {
 		t.Error("re-applying the discarded change made no commit")
 	}
 }
+
+// TestPushSendsASubtreeChangedAndChangedBack pushes three commits in one go: a file is
+// added, a second one beside it, and the second deleted again. The last commit's folder is
+// the first one's, so the folder's objects must be sent even though the middle commit, also
+// unknown to the remote, holds them at the same path.
+func TestPushSendsASubtreeChangedAndChangedBack(t *testing.T) {
+	bare := newBare(t)
+	seed(t, bare)
+	r := openFile(t, bare)
+	commit(t, r, "add a", put("dir/a.yaml", "a"))
+	commit(t, r, "add b", put("dir/b.yaml", "b"))
+	commit(t, r, "remove b", del("dir/b.yaml"))
+	if err := r.Push(ctx(t)); err != nil {
+		t.Fatalf("Push: %v", err)
+	}
+	fsck(t, bare)
+	got := lsTree(t, bare, "main")
+	if _, ok := got["dir/b.yaml"]; ok || got["dir/a.yaml"] == "" {
+		t.Errorf("remote tree = %v, want dir/a.yaml and no dir/b.yaml", got)
+	}
+}
