@@ -102,10 +102,12 @@ type group struct {
 }
 
 // planBatch turns a batch into commits, in stream order. A change is skipped when its event
-// id is already in Git (redelivered after a push whose ack was lost) or when its object is
-// already in Git at a newer resourceVersion (events of one object queued out of order).
+// id is already in Git (redelivered after a push whose ack was lost), when its object is
+// already in Git at a newer resourceVersion (events of one object queued out of order), or
+// when a later event of its object in the batch is already in Git.
 func planBatch(batch []decoded, st batchState) plan {
 	p := plan{versions: map[string]string{}, outcomes: make([]string, len(batch))}
+	superseded := supersededByApplied(batch, st.applied)
 	var groups []*group
 	newest := func(k string) string {
 		if v, ok := p.versions[k]; ok {
@@ -137,6 +139,12 @@ func planBatch(batch []decoded, st batchState) plan {
 			}
 			file, err = fileChange(c, st.roots)
 		}
+		if err == nil && superseded[i] {
+			p.ack = append(p.ack, d.msg.StreamID)
+			p.skipped++
+			p.outcomes[i] = outcomeSkipped
+			continue
+		}
 		if err != nil {
 			p.outcomes[i] = outcomeRetried // under the limit: not acknowledged, so read again
 			if d.msg.Deliveries >= st.maxDeliveries {
@@ -162,6 +170,33 @@ func planBatch(batch []decoded, st batchState) plan {
 		p.commits = append(p.commits, g.request(st))
 	}
 	return p
+}
+
+// supersededByApplied marks the events that come before, in the batch, an event of the same
+// object already in Git. They were planned before it the first time, yet their ids may be in
+// no commit: a run of them that changed nothing in the end (create then delete) makes no
+// commit. Written again after the later event, they would undo it. Events that cannot be
+// written are not marked: they still go the way of failures, to the DLQ.
+func supersededByApplied(batch []decoded, applied func(string) bool) map[int]bool {
+	var out map[int]bool
+	last := map[string]int{} // versionKey -> index of the last applied event
+	for i, d := range batch {
+		if d.change != nil && applied(d.change.ID) {
+			last[versionKey(d.change)] = i
+		}
+	}
+	for i, d := range batch {
+		if d.change == nil {
+			continue
+		}
+		if j, ok := last[versionKey(d.change)]; ok && i < j && !applied(d.change.ID) {
+			if out == nil {
+				out = map[int]bool{}
+			}
+			out[i] = true
+		}
+	}
+	return out
 }
 
 // older reports whether resourceVersion v is older than w. resourceVersions are opaque to

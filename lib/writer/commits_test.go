@@ -138,6 +138,27 @@ func TestPlanBatchRecordsTheVersionOfARedeliveredEvent(t *testing.T) {
 	}
 }
 
+// A create and a delete by alice make no commit (the file ends as it began), so their ids
+// reach no commit; bob's create after them does. Redelivered after a crash that lost the
+// ack, alice's pair must not be written again after bob's create: it would delete his file.
+func TestPlanBatchSkipsWhatALaterAppliedEventSupersedes(t *testing.T) {
+	batch := decode([]bus.Message{
+		msg(t, "1-0", "alice", "x", change.OpUpsert),
+		msg(t, "2-0", "alice", "x", change.OpDelete),
+		msg(t, "3-0", "bob", "x", change.OpUpsert),
+		msg(t, "4-0", "alice", "y", change.OpUpsert), // another object: written as usual
+	})
+	st := state("clusters/prod")
+	st.applied = func(id string) bool { return id == batch[2].change.ID }
+	p := planBatch(batch, st)
+	if p.skipped != 3 || len(p.commits) != 1 || len(p.commits[0].Changes) != 1 || !strings.HasSuffix(p.commits[0].Changes[0].Path, "/y.yaml") {
+		t.Fatalf("skipped %d, commits %+v; want x's three events skipped and only y written", p.skipped, p.commits)
+	}
+	if strings.Join(p.ack, ",") != "1-0,2-0,3-0,4-0" {
+		t.Errorf("ack = %v, want all four", p.ack)
+	}
+}
+
 func TestPlanBatchParksWhatCannotBeWritten(t *testing.T) {
 	good := msg(t, "1-0", "alice", "ok", change.OpUpsert)
 	tests := []struct {
