@@ -83,7 +83,9 @@ func (h *Human) Commit(message string, edit func(dir string) error) (string, err
 			if _, err := h.git(ctx, h.Dir, "add", "--all"); err != nil {
 				return "", err
 			}
-			if _, err := h.git(ctx, h.Dir, "commit", "--quiet", "--message", message); err != nil {
+			// --allow-empty: an edit may find nothing to do (deleting a file a writer already
+			// deleted), and a person would still push their commit.
+			if _, err := h.git(ctx, h.Dir, "commit", "--quiet", "--allow-empty", "--message", message); err != nil {
 				return "", err
 			}
 			fresh = false
