@@ -9,6 +9,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/lib/boot"
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
+	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
 	"github.com/gitops-reverser/gitops-reverser/lib/ingest"
 	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
@@ -16,7 +17,7 @@ import (
 )
 
 func main() {
-	boot.Main("ingest", func(ctx context.Context, cfg *config.Ingest, parts *boot.Parts) (http.Handler, error) {
+	boot.Main("ingest", catalog.UsesTokens, func(ctx context.Context, cfg *config.Ingest, parts *boot.Parts) (http.Handler, error) {
 		notifier, err := notify.New(ctx, notify.Options{Sink: cfg.Sink, Source: "/ingest"})
 		if err != nil {
 			return nil, err

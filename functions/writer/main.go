@@ -9,6 +9,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/lib/boot"
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
+	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
 	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
@@ -17,7 +18,7 @@ import (
 )
 
 func main() {
-	boot.Main("writer", func(ctx context.Context, cfg *config.Writer, parts *boot.Parts) (http.Handler, error) {
+	boot.Main("writer", catalog.UsesCredentials, func(ctx context.Context, cfg *config.Writer, parts *boot.Parts) (http.Handler, error) {
 		notifier, err := notify.New(ctx, notify.Options{Sink: cfg.Sink, Source: "/writer"})
 		if err != nil {
 			return nil, err

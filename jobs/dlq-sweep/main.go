@@ -16,6 +16,7 @@ import (
 
 	"github.com/gitops-reverser/gitops-reverser/lib/boot"
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
+	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
 	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
@@ -26,7 +27,8 @@ import (
 // job is the name of the run's metrics on the Pushgateway.
 const job = "gitops-reverser-dlq-sweep"
 
-func main() { boot.Job("dlq-sweep", run) }
+// No Secret: the sweep only moves stream entries and wakes writers.
+func main() { boot.Job("dlq-sweep", catalog.UsesNone, run) }
 
 func run(ctx context.Context, cfg *config.Sweep, parts *boot.JobParts) error {
 	notifier, err := notify.New(ctx, notify.Options{Sink: cfg.Sink, Source: "/dlq-sweep"})

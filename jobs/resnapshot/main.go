@@ -22,7 +22,8 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/writer"
 )
 
-func main() { boot.Job("resnapshot", run) }
+// Credentials to write the branch; kubeconfigs to read the source clusters.
+func main() { boot.Job("resnapshot", catalog.UsesCredentials|catalog.UsesKubeconfigs, run) }
 
 func run(ctx context.Context, cfg *config.Reconcile, parts *boot.JobParts) error {
 	if len(cfg.Targets) != 1 {

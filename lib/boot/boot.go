@@ -37,12 +37,12 @@ type Parts struct {
 type Build[C any] func(ctx context.Context, cfg *C, parts *Parts) (http.Handler, error)
 
 // Main runs the function called name and exits the process: 0 after a clean shutdown,
-// 1 with the error on stderr otherwise.
+// 1 with the error on stderr otherwise. uses names the Secrets the function reads.
 func Main[C any, PC interface {
 	*C
 	config.Spec
-}](name string, build Build[C]) {
-	if err := run[C, PC](signals.NewContext(), name, build); err != nil {
+}](name string, uses catalog.Uses, build Build[C]) {
+	if err := run[C, PC](signals.NewContext(), name, uses, build); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
@@ -51,7 +51,7 @@ func Main[C any, PC interface {
 func run[C any, PC interface {
 	*C
 	config.Spec
-}](ctx context.Context, name string, build Build[C]) error {
+}](ctx context.Context, name string, uses catalog.Uses, build Build[C]) error {
 	cfg := PC(new(C))
 	if err := config.Load(cfg); err != nil {
 		return err
@@ -64,7 +64,7 @@ func run[C any, PC interface {
 	defer func() { _ = log.Sync() }()
 	ctx = logging.WithLogger(ctx, log.Named(name))
 
-	src, err := catalog.Open(ctx, common.Catalog.File, common.Catalog.Resync)
+	src, err := catalog.Open(ctx, common.Catalog.File, common.Catalog.Resync, uses)
 	if err != nil {
 		return err
 	}

@@ -28,12 +28,13 @@ type JobParts struct {
 type Pass[C any] func(ctx context.Context, cfg *C, parts *JobParts) error
 
 // Job runs the job called name once and exits the process: 0 when the pass succeeded, 1 with
-// the error on stderr otherwise, so a CronJob's history shows every failed run.
+// the error on stderr otherwise, so a CronJob's history shows every failed run. uses names the
+// Secrets the job reads.
 func Job[C any, PC interface {
 	*C
 	config.JobSpec
-}](name string, pass Pass[C]) {
-	if err := runJob[C, PC](signals.NewContext(), name, pass); err != nil {
+}](name string, uses catalog.Uses, pass Pass[C]) {
+	if err := runJob[C, PC](signals.NewContext(), name, uses, pass); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
@@ -42,7 +43,7 @@ func Job[C any, PC interface {
 func runJob[C any, PC interface {
 	*C
 	config.JobSpec
-}](ctx context.Context, name string, pass Pass[C]) error {
+}](ctx context.Context, name string, uses catalog.Uses, pass Pass[C]) error {
 	cfg := PC(new(C))
 	if err := config.Load(cfg); err != nil {
 		return err
@@ -58,7 +59,7 @@ func runJob[C any, PC interface {
 	ctx, cancel := context.WithTimeout(ctx, shared.Deadline)
 	defer cancel()
 
-	snap, err := catalog.Load(ctx, shared.Catalog.File)
+	snap, err := catalog.Load(ctx, shared.Catalog.File, uses)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func Decode(r io.Reader) (*Snapshot, error) {
 			return nil, fmt.Errorf("document %d: %w", doc, err)
 		}
 	}
-	return Build(c.objs, c.getSecret), nil
+	return Build(c.objs, c.getSecret, UsesAll), nil // a file holds its Secrets: no access to limit
 }
 
 func namespaced(kind string) bool {

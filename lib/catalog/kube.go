@@ -30,6 +30,7 @@ const DefaultResync = 30 * time.Second
 
 // Watcher is a Source that follows the configuration on an API server.
 type Watcher struct {
+	uses    Uses
 	dyn     dynamic.Interface
 	core    kubernetes.Interface
 	resync  time.Duration
@@ -43,7 +44,8 @@ func (w *Watcher) Snapshot() *Snapshot { return w.current.Load() }
 
 // Watch starts informers for the configuration kinds, waits for their first list and returns
 // a Watcher with its first Snapshot. It keeps the snapshot current until ctx is done.
-func Watch(ctx context.Context, cfg *rest.Config, resync time.Duration) (*Watcher, error) {
+// It reads only the referenced Secrets that uses names.
+func Watch(ctx context.Context, cfg *rest.Config, resync time.Duration, uses Uses) (*Watcher, error) {
 	if resync <= 0 {
 		resync = DefaultResync
 	}
@@ -55,7 +57,7 @@ func Watch(ctx context.Context, cfg *rest.Config, resync time.Duration) (*Watche
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	w := &Watcher{dyn: dyn, core: core, resync: resync, changed: make(chan struct{}, 1)}
+	w := &Watcher{dyn: dyn, core: core, resync: resync, uses: uses, changed: make(chan struct{}, 1)}
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
 	notify := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.poke() },
@@ -131,7 +133,7 @@ func (w *Watcher) rebuild(ctx context.Context) {
 		secrets[namespace+"/"+name] = s
 		return s, nil
 	}
-	s := Build(c.objs, get)
+	s := Build(c.objs, get, w.uses)
 	if old := w.current.Swap(s); old == nil || fmt.Sprint(old.Problems) != fmt.Sprint(s.Problems) {
 		for _, p := range s.Problems {
 			logging.FromContext(ctx).Warnw("Configuration problem", "problem", p)

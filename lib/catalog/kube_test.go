@@ -40,7 +40,7 @@ func TestWatchFollowsTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	w, err := Watch(ctx, kube.RESTConfig(harness.AdminUser), 300*time.Millisecond)
+	w, err := Watch(ctx, kube.RESTConfig(harness.AdminUser), 300*time.Millisecond, UsesAll)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 // Open returns the Source a function runs with: the file when one is given (local mode),
 // otherwise a Watcher on the API server the process runs in (or the one KUBECONFIG names).
-func Open(ctx context.Context, file string, resync time.Duration) (Source, error) {
+func Open(ctx context.Context, file string, resync time.Duration, uses Uses) (Source, error) {
 	if file != "" {
 		return LoadFile(file)
 	}
@@ -19,7 +19,7 @@ func Open(ctx context.Context, file string, resync time.Duration) (Source, error
 	if err != nil {
 		return nil, err
 	}
-	return Watch(ctx, cfg, resync)
+	return Watch(ctx, cfg, resync, uses)
 }
 
 // RESTConfig is the in-cluster config, or the KUBECONFIG/~/.kube/config one outside a cluster.
@@ -38,7 +38,7 @@ func RESTConfig() (*rest.Config, error) {
 // Load reads the configuration once, for a job that runs one pass: from the file when one is
 // given, otherwise from the API server (a Watcher that is stopped once it has listed
 // everything, so nothing keeps watching after the snapshot is taken).
-func Load(ctx context.Context, file string) (*Snapshot, error) {
+func Load(ctx context.Context, file string, uses Uses) (*Snapshot, error) {
 	if file != "" {
 		s, err := LoadFile(file)
 		if err != nil {
@@ -52,7 +52,7 @@ func Load(ctx context.Context, file string) (*Snapshot, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := Watch(ctx, cfg, 0)
+	w, err := Watch(ctx, cfg, 0, uses)
 	if err != nil {
 		return nil, err
 	}

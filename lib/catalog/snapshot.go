@@ -20,6 +20,24 @@ type Objects struct {
 	SourceClusters []v1alpha1.SourceCluster
 }
 
+// Uses says which of the Secrets the configuration references a component reads, so it is
+// granted, and asks for, no others: ingest has no business with Git credentials.
+type Uses uint8
+
+const (
+	// UsesNone reads no Secret.
+	UsesNone Uses = 0
+	// UsesTokens: the SourceClusters' bearer tokens (ingest).
+	UsesTokens Uses = 1 << (iota - 1)
+	// UsesCredentials: the GitProviders' push credentials (writer, reconcile, resnapshot).
+	UsesCredentials
+	// UsesKubeconfigs: the SourceClusters' kubeconfigs (reconcile, resnapshot).
+	UsesKubeconfigs
+
+	// UsesAll reads every referenced Secret (local mode, where they are in the file).
+	UsesAll = UsesTokens | UsesCredentials | UsesKubeconfigs
+)
+
 // SecretGetter returns a Secret by namespace and name.
 type SecretGetter func(namespace, name string) (*corev1.Secret, error)
 
@@ -88,7 +106,9 @@ func (s *Snapshot) PartitionIDs() []string {
 
 // Build compiles objects into a Snapshot, reading referenced Secrets through get. What cannot
 // be resolved is left out and listed in Problems.
-func Build(objs Objects, get SecretGetter) *Snapshot {
+// Build compiles the configuration, resolving the referenced Secrets that uses names; the
+// others are left unread (no tokens, anonymous Git, ambient cluster access).
+func Build(objs Objects, get SecretGetter, uses Uses) *Snapshot {
 	plan, ruleProblems := rules.Compile(objs.Input)
 	s := &Snapshot{Plan: plan, clusters: map[string]*Cluster{}, partitions: map[string]*Partition{}}
 	for _, p := range ruleProblems {
@@ -99,6 +119,9 @@ func Build(objs Objects, get SecretGetter) *Snapshot {
 		sc := &objs.SourceClusters[i]
 		c := &Cluster{ID: sc.Spec.ClusterID}
 		for _, ref := range sc.Spec.TokenSecretRefs {
+			if uses&UsesTokens == 0 {
+				break
+			}
 			v, err := secretValue(get, ref.Namespace, ref.Name, ref.EffectiveKey())
 			if err != nil {
 				s.problem("SourceCluster", "", sc.Name, err)
@@ -106,7 +129,7 @@ func Build(objs Objects, get SecretGetter) *Snapshot {
 			}
 			c.tokens = append(c.tokens, sha256.Sum256(v))
 		}
-		if ref := sc.Spec.KubeconfigSecretRef; ref != nil {
+		if ref := sc.Spec.KubeconfigSecretRef; ref != nil && uses&UsesKubeconfigs != 0 {
 			v, err := secretKey(get, "kubeconfig", ref.Namespace, ref.Name, ref.EffectiveKubeconfigKey())
 			if err != nil {
 				s.problem("SourceCluster", "", sc.Name, err)
@@ -132,9 +155,12 @@ func Build(objs Objects, get SecretGetter) *Snapshot {
 			continue
 		}
 		prov := providers[t.Provider]
-		auth, err := credentials(get, prov)
-		if err != nil {
-			s.problem("GitProvider", prov.Namespace, prov.Name, err)
+		var auth gitwrite.Auth
+		if uses&UsesCredentials != 0 {
+			var err error
+			if auth, err = credentials(get, prov); err != nil {
+				s.problem("GitProvider", prov.Namespace, prov.Name, err)
+			}
 		}
 		s.partitions[t.Partition.ID] = &Partition{
 			Partition: t.Partition,

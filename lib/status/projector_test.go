@@ -112,7 +112,7 @@ func TestStatusOnARealAPIServer(t *testing.T) {
 	}
 
 	cfg := kube.RESTConfig(harness.AdminUser)
-	cat, err := catalog.Watch(ctx, cfg, time.Second)
+	cat, err := catalog.Watch(ctx, cfg, time.Second, catalog.UsesAll)
 	if err != nil {
 		t.Fatal(err)
 	}
