@@ -5,6 +5,9 @@
 // (a live line in a terminal, log lines otherwise), prints what it found per target, and
 // exits 1 when any target failed, so the CronJob's history shows it. Configuration is
 // environment only; see lib/config.Reconcile.
+//
+// With PRINT_RBAC=true it reconciles nothing: it prints the Roles and ClusterRole the current
+// configuration needs beyond manifests/rbac (see lib/rbac.Print) and exits.
 package main
 
 import (
@@ -18,14 +21,22 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gitops-reverser/gitops-reverser/lib/boot"
+	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 	"github.com/gitops-reverser/gitops-reverser/lib/config"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
 	"github.com/gitops-reverser/gitops-reverser/lib/progress"
+	"github.com/gitops-reverser/gitops-reverser/lib/rbac"
 	"github.com/gitops-reverser/gitops-reverser/lib/reconcile"
 	"github.com/gitops-reverser/gitops-reverser/lib/status"
 )
 
-func main() { boot.Job("reconcile", run) }
+func main() {
+	if rbac.Requested() {
+		os.Exit(rbac.Print(context.Background(), os.Stdout, os.Stderr))
+	}
+	// Credentials to read the branch; kubeconfigs to read the source clusters.
+	boot.Job("reconcile", catalog.UsesCredentials|catalog.UsesKubeconfigs, run)
+}
 
 func run(ctx context.Context, cfg *config.Reconcile, parts *boot.JobParts) error {
 	opts := reconcile.Setup(cfg, parts)
