@@ -29,7 +29,7 @@ type gitHTTP struct {
 func newGitHTTP(t *testing.T, user, pass string) *gitHTTP {
 	t.Helper()
 	if _, err := os.Stat(gitHTTPBackend); err != nil {
-		t.Skipf("no %s: %v", gitHTTPBackend, err)
+		t.Fatalf("no %s: %v (it comes with git: apt-get install -y git)", gitHTTPBackend, err)
 	}
 	root := t.TempDir()
 	s := &gitHTTP{bare: filepath.Join(root, "repo.git")}

@@ -22,6 +22,9 @@ var (
 	etcdTool      = kubeTool{"etcd", "test/tools/etcd", "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3", "about 30 seconds"}
 	// The controller manager shares most packages with the apiserver, so after the
 	// apiserver's build it takes a fraction of a cold build.
+	// kubectl, at the apiserver's version, for tests that check manifests the way a user
+	// applies them.
+	kubectlTool           = kubeTool{"kubectl", "test/tools/kube", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kubectl", "about a minute after kube-apiserver"}
 	controllerManagerTool = kubeTool{"kube-controller-manager", "test/tools/kube", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager", "about 6 minutes on 2 cores, 2 after kube-apiserver"}
 )
 
@@ -52,6 +55,16 @@ func BuildControllerManager(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return buildTool(ctx, root, controllerManagerTool)
+}
+
+// BuildKubectl returns the path of kubectl, built like kube-apiserver (see
+// BuildKubeBinaries) from the same pinned k8s.io/kubernetes.
+func BuildKubectl(ctx context.Context) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return buildTool(ctx, root, kubectlTool)
 }
 
 func buildTool(ctx context.Context, root string, t kubeTool) (string, error) {
