@@ -9,9 +9,15 @@ KUBE_VER    := $(shell cd test/tools/kube && $(GO) list -m -f '{{.Version}}' k8s
 ETCD_VER    := $(shell cd test/tools/etcd && $(GO) list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 APISERVER   := $(CACHE_BIN)/kube-apiserver-$(KUBE_VER)
 CONTROLLER_MANAGER := $(CACHE_BIN)/kube-controller-manager-$(KUBE_VER)
+KUBECTL     := $(CACHE_BIN)/kubectl-$(KUBE_VER)
 ETCD        := $(CACHE_BIN)/etcd-$(ETCD_VER)
+KO_VER      := $(shell cd test/tools/images && $(GO) list -m -f '{{.Version}}' github.com/google/ko)
+CRANE_VER   := $(shell cd test/tools/images/crane && $(GO) list -m -f '{{.Version}}' github.com/google/go-containerregistry)
+KO          := $(CACHE_BIN)/ko-$(KO_VER)
+CRANE       := $(CACHE_BIN)/crane-$(CRANE_VER)
+IMAGES_DIR  ?= $(CURDIR)/out/images
 
-.PHONY: all build demo test test-faults test-unit bench tools generate verify fmt vet clean
+.PHONY: all build demo test test-faults test-unit bench tools images images-resolve generate verify fmt vet clean
 
 all: build
 
@@ -43,8 +49,8 @@ bench: tools
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e ./test/reconcile
 
 ## tools: build the pinned kube-apiserver, kube-controller-manager (the garbage collector, for
-## the cascade tests) and etcd used by tests (cached by version)
-tools: $(APISERVER) $(CONTROLLER_MANAGER) $(ETCD)
+## the cascade tests), kubectl (manifest checks) and etcd used by tests (cached by version)
+tools: $(APISERVER) $(CONTROLLER_MANAGER) $(KUBECTL) $(ETCD)
 
 $(APISERVER):
 	@mkdir -p $(CACHE_BIN)
@@ -56,9 +62,34 @@ $(CONTROLLER_MANAGER): | $(APISERVER)
 	@mkdir -p $(CACHE_BIN)
 	cd test/tools/kube && $(GO) build -o $@.tmp k8s.io/kubernetes/cmd/kube-controller-manager && mv $@.tmp $@
 
+$(KUBECTL): | $(APISERVER)
+	@mkdir -p $(CACHE_BIN)
+	cd test/tools/kube && $(GO) build -o $@.tmp k8s.io/kubernetes/cmd/kubectl && mv $@.tmp $@
+
 $(ETCD):
 	@mkdir -p $(CACHE_BIN)
 	cd test/tools/etcd && $(GO) build -o $@.tmp go.etcd.io/etcd/server/v3 && mv $@.tmp $@
+
+## images: an image per function and job, with ko and no Docker daemon, on a base built here
+## (non-root 65532, CA bundle, /tmp; nothing pulled), as tarballs in $(IMAGES_DIR)/<name>.tar.
+## Reproducible: the same sources, Go and CA bundle give the same digests.
+images: $(KO) $(CRANE)
+	cd test/tools/images && $(GO) run ./build -ko $(KO) -root $(CURDIR) -out $(IMAGES_DIR)
+
+## images-resolve: push the base and every ko:// image that kn/ and manifests/ name to
+## $(KO_DOCKER_REPO) (required), and write those files with digests to out/release.yaml
+images-resolve: $(KO)
+	@mkdir -p out
+	cd test/tools/images && $(GO) run ./build -ko $(KO) -root $(CURDIR) -resolve > $(CURDIR)/out/release.yaml.tmp
+	mv out/release.yaml.tmp out/release.yaml
+
+$(KO):
+	@mkdir -p $(CACHE_BIN)
+	cd test/tools/images && $(GO) build -o $@.tmp github.com/google/ko && mv $@.tmp $@
+
+$(CRANE):
+	@mkdir -p $(CACHE_BIN)
+	cd test/tools/images/crane && $(GO) build -o $@.tmp github.com/google/go-containerregistry/cmd/crane && mv $@.tmp $@
 
 ## generate: deepcopy functions and CRD YAML from lib/apis
 generate:
