@@ -14,6 +14,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/ingest"
 	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
+	"github.com/gitops-reverser/gitops-reverser/lib/quota"
 )
 
 func main() {
@@ -28,7 +29,10 @@ func main() {
 			Notifier:     notifier,
 			MaxBodyBytes: cfg.MaxBodyBytes,
 			MaxInFlight:  cfg.MaxInFlight,
-			Metrics:      metrics.NewIngest(parts.Metrics),
+			// The SourceClusters' rate limits, shared by every replica through Valkey.
+			MaxInFlightPerCluster: cfg.MaxInFlightPerCluster,
+			Quota:                 quota.New(parts.Valkey, cfg.KeyPrefix),
+			Metrics:               metrics.NewIngest(parts.Metrics),
 		}), nil
 	})
 }

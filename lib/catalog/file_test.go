@@ -91,3 +91,54 @@ func TestMissingSecretsAreProblemsNotFailures(t *testing.T) {
 		t.Error("a cluster without a resolvable token must exist but accept nothing")
 	}
 }
+
+func TestClusterPolicy(t *testing.T) {
+	s, err := Decode(strings.NewReader(`
+apiVersion: v1
+kind: Secret
+metadata: {name: t, namespace: ops}
+stringData: {token: x}
+---
+apiVersion: reverser.gitops.dev/v1alpha1
+kind: SourceCluster
+metadata: {name: bounded}
+spec:
+  clusterID: bounded
+  tokenSecretRefs: [{namespace: ops, name: t}]
+  namespaces: [shop]
+  resources: [{apiGroups: [""], resources: [configmaps]}, {apiGroups: [apps], resources: ["*"]}]
+  rateLimit: {eventsPerSecond: 5}
+---
+apiVersion: reverser.gitops.dev/v1alpha1
+kind: SourceCluster
+metadata: {name: open}
+spec:
+  clusterID: open
+  tokenSecretRefs: [{namespace: ops, name: t}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounded, _ := s.Cluster("bounded")
+	for _, tc := range []struct {
+		group, resource, namespace string
+		want                       bool
+	}{
+		{"", "configmaps", "shop", true},
+		{"apps", "deployments", "shop", true},
+		{"", "secrets", "shop", false},        // resource not listed
+		{"", "configmaps", "payments", false}, // namespace not listed
+		{"", "namespaces", "", false},         // cluster-scoped: not in a listed namespace
+	} {
+		if got := bounded.Admits(tc.group, tc.resource, tc.namespace); got != tc.want {
+			t.Errorf("bounded admits %s/%s in %q = %v, want %v", tc.group, tc.resource, tc.namespace, got, tc.want)
+		}
+	}
+	if bounded.RateLimit == nil || bounded.RateLimit.EventsPerSecond != 5 {
+		t.Errorf("rate limit = %+v", bounded.RateLimit)
+	}
+	open, _ := s.Cluster("open")
+	if !open.Admits("", "secrets", "") || !open.Admits("x.io", "things", "any") || open.RateLimit != nil {
+		t.Error("a SourceCluster without policy must admit everything, without a rate limit")
+	}
+}

@@ -57,6 +57,11 @@ type Cluster struct {
 	ID string
 	// Kubeconfig is how the jobs read the cluster; nil means the cluster they run in.
 	Kubeconfig []byte
+	// RateLimit is the cluster's share of ingest; nil means none.
+	RateLimit *v1alpha1.RateLimit
+	// namespaces and resources bound what the cluster may send (nil: everything).
+	namespaces map[string]bool
+	resources  []v1alpha1.GroupResources
 	// tokens are SHA-256 digests, so comparisons take the same time whatever the length.
 	tokens [][sha256.Size]byte
 }
@@ -69,6 +74,32 @@ func (c *Cluster) Authenticate(token string) bool {
 		ok |= subtle.ConstantTimeCompare(sum[:], c.tokens[i][:])
 	}
 	return ok == 1 && token != ""
+}
+
+// Admits reports whether the cluster may send objects of the resource in the namespace (""
+// for cluster-scoped objects), under its SourceCluster's namespaces and resources.
+func (c *Cluster) Admits(group, resource, namespace string) bool {
+	if c.namespaces != nil && !c.namespaces[namespace] {
+		return false
+	}
+	if len(c.resources) == 0 {
+		return true
+	}
+	for _, gr := range c.resources {
+		if matchesAny(gr.APIGroups, group) && matchesAny(gr.Resources, resource) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchesAny(values []string, v string) bool {
+	for _, x := range values {
+		if x == v || x == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // Partition is what a writer needs to write one repository branch.
@@ -117,7 +148,13 @@ func Build(objs Objects, get SecretGetter, uses Uses) *Snapshot {
 
 	for i := range objs.SourceClusters {
 		sc := &objs.SourceClusters[i]
-		c := &Cluster{ID: sc.Spec.ClusterID}
+		c := &Cluster{ID: sc.Spec.ClusterID, RateLimit: sc.Spec.RateLimit, resources: sc.Spec.Resources}
+		if len(sc.Spec.Namespaces) > 0 {
+			c.namespaces = map[string]bool{}
+			for _, ns := range sc.Spec.Namespaces {
+				c.namespaces[ns] = true
+			}
+		}
 		for _, ref := range sc.Spec.TokenSecretRefs {
 			if uses&UsesTokens == 0 {
 				break

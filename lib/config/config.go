@@ -63,6 +63,9 @@ type Ingest struct {
 	PartitionMaxLen int64 `envconfig:"PARTITION_MAX_LEN" default:"100000"`
 	// MAX_IN_FLIGHT: batches processed at once; past it ingest answers 503. Default 32.
 	MaxInFlight int `envconfig:"MAX_IN_FLIGHT" default:"32"`
+	// MAX_IN_FLIGHT_PER_CLUSTER: how many of those one source cluster may hold; past it that
+	// cluster gets 429, so a noisy cluster cannot take every slot. Default 16.
+	MaxInFlightPerCluster int `envconfig:"MAX_IN_FLIGHT_PER_CLUSTER" default:"16"`
 }
 
 // Writer configures functions/writer.
@@ -153,6 +156,9 @@ func (c *Ingest) Validate() error {
 	}
 	if c.MaxInFlight <= 0 {
 		errs = append(errs, errors.New("MAX_IN_FLIGHT must be positive"))
+	}
+	if c.MaxInFlightPerCluster <= 0 || c.MaxInFlightPerCluster > c.MaxInFlight {
+		errs = append(errs, fmt.Errorf("MAX_IN_FLIGHT_PER_CLUSTER=%d: want 1 to MAX_IN_FLIGHT (%d)", c.MaxInFlightPerCluster, c.MaxInFlight))
 	}
 	if c.SeenTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("SEEN_TTL=%s is shorter than the apiserver's retries; use at least 1m", c.SeenTTL))

@@ -8,9 +8,12 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,6 +27,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/identity"
 	"github.com/gitops-reverser/gitops-reverser/lib/metrics"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
+	"github.com/gitops-reverser/gitops-reverser/lib/quota"
 	"github.com/gitops-reverser/gitops-reverser/lib/rules"
 	"github.com/gitops-reverser/gitops-reverser/lib/sanitize"
 	"github.com/gitops-reverser/gitops-reverser/lib/serve"
@@ -42,6 +46,11 @@ type Options struct {
 	// MaxInFlight is how many batches are processed at once; more get 503 and are retried by
 	// the apiserver, so a burst cannot exhaust memory. Zero means no limit.
 	MaxInFlight int
+	// MaxInFlightPerCluster is how many of those one cluster may hold; more get 429, so a
+	// noisy cluster cannot take every slot from a quiet one. Zero means MaxInFlight.
+	MaxInFlightPerCluster int
+	// Quota enforces the SourceClusters' rate limits; nil enforces none.
+	Quota *quota.Limiter
 	// Metrics records what ingest does; nil records nothing.
 	Metrics *metrics.Ingest
 }
@@ -51,12 +60,15 @@ type Handler struct {
 	o        Options
 	mux      *http.ServeMux
 	inFlight chan struct{} // a slot per batch being processed; nil when unlimited
+
+	mu         sync.Mutex
+	perCluster map[string]int // batches in flight per cluster
 }
 
 // New returns the ingest HTTP handler: POST /audit-webhook/{clusterID}, GET /healthz and
 // GET /readyz (ready while Valkey answers).
 func New(o Options) *Handler {
-	h := &Handler{o: o, mux: http.NewServeMux()}
+	h := &Handler{o: o, mux: http.NewServeMux(), perCluster: map[string]int{}}
 	if o.MaxInFlight > 0 {
 		h.inFlight = make(chan struct{}, o.MaxInFlight)
 	}
@@ -109,6 +121,12 @@ func (h *Handler) auditWebhook(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.inFlight != nil {
+		if !h.enterCluster(clusterID) {
+			w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+			serve.WriteError(w, http.StatusTooManyRequests, "too many batches in flight from cluster %q (MAX_IN_FLIGHT_PER_CLUSTER=%d); retry later", clusterID, h.perClusterLimit())
+			return
+		}
+		defer h.leaveCluster(clusterID)
 		select {
 		case h.inFlight <- struct{}{}:
 			defer func() { <-h.inFlight }()
@@ -133,7 +151,22 @@ func (h *Handler) auditWebhook(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	batch, res := route(snap.Plan, clusterID, list)
+	if h.o.Quota != nil && cluster.RateLimit != nil {
+		ok, wait, err := h.o.Quota.Take(r.Context(), clusterID, *cluster.RateLimit, len(list.Items))
+		if err != nil {
+			h.appendFailed(w, log, fmt.Errorf("%w: %v", bus.ErrUnavailable, err))
+			return
+		}
+		if !ok {
+			// The apiserver retries the whole batch later; nothing of it is kept here.
+			h.o.Metrics.Events(clusterID, "throttled", len(list.Items))
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			serve.WriteError(w, http.StatusTooManyRequests, "cluster %q is over its rate limit of %d events/s (SourceCluster spec.rateLimit); retry in %v", clusterID, cluster.RateLimit.EventsPerSecond, wait.Round(time.Millisecond))
+			return
+		}
+	}
+
+	batch, res := route(snap.Plan, cluster, list)
 	for _, p := range batch.order {
 		n, err := h.o.Bus.Append(r.Context(), p.ID, batch.entries[p.ID])
 		if err != nil {
@@ -191,8 +224,12 @@ func (b *batch) add(p identity.Partition, e bus.Entry) {
 	b.entries[p.ID] = append(b.entries[p.ID], e)
 }
 
+// ReasonPolicy counts the audit events whose objects the SourceCluster may not send
+// (spec.namespaces, spec.resources): dropped, not an error for the apiserver.
+const ReasonPolicy audit.Reason = "policy"
+
 // route turns an audit batch into change events per partition.
-func route(plan *rules.Plan, clusterID string, list *audit.EventList) (*batch, Result) {
+func route(plan *rules.Plan, cluster *catalog.Cluster, list *audit.EventList) (*batch, Result) {
 	b := &batch{entries: map[string][]bus.Entry{}}
 	res := Result{Events: len(list.Items), Skipped: map[audit.Reason]int{}}
 	for i := range list.Items {
@@ -201,14 +238,49 @@ func route(plan *rules.Plan, clusterID string, list *audit.EventList) (*batch, R
 			res.Skipped[reason]++
 			continue
 		}
+		admitted := 0
 		for j := range changes {
-			for _, e := range events(plan, clusterID, &changes[j]) {
+			c := &changes[j]
+			if !cluster.Admits(c.Group, c.Resource, c.Namespace) {
+				continue
+			}
+			admitted++
+			for _, e := range events(plan, cluster.ID, c) {
 				b.add(e.partition, e.entry)
 				res.Changes++
 			}
 		}
+		if admitted == 0 {
+			res.Skipped[ReasonPolicy]++
+		}
 	}
 	return b, res
+}
+
+// enterCluster takes one of the cluster's in-flight slots, or reports there is none left.
+func (h *Handler) enterCluster(clusterID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.perCluster[clusterID] >= h.perClusterLimit() {
+		return false
+	}
+	h.perCluster[clusterID]++
+	return true
+}
+
+func (h *Handler) leaveCluster(clusterID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.perCluster[clusterID]--; h.perCluster[clusterID] <= 0 {
+		delete(h.perCluster, clusterID)
+	}
+}
+
+func (h *Handler) perClusterLimit() int {
+	if h.o.MaxInFlightPerCluster > 0 {
+		return h.o.MaxInFlightPerCluster
+	}
+	return h.o.MaxInFlight
 }
 
 type routed struct {

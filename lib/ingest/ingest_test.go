@@ -19,6 +19,7 @@ import (
 	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 	"github.com/gitops-reverser/gitops-reverser/lib/change"
 	"github.com/gitops-reverser/gitops-reverser/lib/notify"
+	"github.com/gitops-reverser/gitops-reverser/lib/quota"
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
 	"github.com/gitops-reverser/gitops-reverser/test/testenv"
 )
@@ -30,6 +31,28 @@ type fixture struct {
 	bus    *bus.Bus
 	srv    *httptest.Server
 	snap   *catalog.Snapshot
+	h      *Handler
+}
+
+// inFlight is how many batches the handler is processing.
+func (f *fixture) inFlight() int {
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	n := 0
+	for _, c := range f.h.perCluster {
+		n += c
+	}
+	return n
+}
+
+// newFixtureSharing starts a second ingest replica on f's Valkey and catalog.
+func newFixtureSharing(t testing.TB, f *fixture) *fixture {
+	t.Helper()
+	n, _ := notify.New(context.Background(), notify.Options{})
+	h := New(Options{Catalog: catalog.Fixed(f.snap), Bus: f.bus, Notifier: n, MaxBodyBytes: 1 << 20, Quota: quota.New(f.client, "gr")})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &fixture{valkey: f.valkey, client: f.client, bus: f.bus, srv: srv, snap: f.snap, h: h}
 }
 
 func newFixture(t testing.TB, maxBody int64) *fixture {
@@ -49,9 +72,13 @@ func newFixtureWith(t testing.TB, o Options) *fixture {
 	n, _ := notify.New(context.Background(), notify.Options{})
 	b := bus.New(client, bus.Options{Timeout: time.Second})
 	o.Catalog, o.Bus, o.Notifier = cat, b, n
-	srv := httptest.NewServer(New(o))
+	if o.Quota == nil {
+		o.Quota = quota.New(client, "gr")
+	}
+	h := New(o)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{valkey: v, client: client, bus: b, srv: srv, snap: cat.Snapshot()}
+	return &fixture{valkey: v, client: client, bus: b, srv: srv, snap: cat.Snapshot(), h: h}
 }
 
 func (f *fixture) post(t testing.TB, cluster, token string, body []byte) (*http.Response, []byte) {
@@ -112,6 +139,14 @@ func auditEvent(auditID, verb, namespace, name string, code, rv int, response st
 		"stageTimestamp":           "2026-11-26T07:00:00.000000Z",
 		"requestReceivedTimestamp": "2026-11-26T07:00:00.000000Z",
 	}
+}
+
+// secretEvent builds the audit event of a Secret's creation in namespace apps.
+func secretEvent(auditID, response string) map[string]any {
+	e := auditEvent(auditID, "create", "apps", "s", 201, 4, response)
+	e["objectRef"] = map[string]any{"resource": "secrets", "namespace": "apps", "name": "s", "apiVersion": "v1"}
+	e["requestURI"] = "/api/v1/namespaces/apps/secrets"
+	return e
 }
 
 func eventList(events ...map[string]any) []byte {
@@ -364,12 +399,14 @@ func BenchmarkAuditWebhook400(b *testing.B) {
 	b.ReportMetric(float64(400*b.N)/time.Since(start).Seconds(), "events/s")
 }
 
-func TestAuditWebhookAnswers503PastTheInFlightLimit(t *testing.T) {
-	f := newFixtureWith(t, Options{MaxBodyBytes: 1 << 20, MaxInFlight: 1})
-	// The first batch trickles in and holds the only slot.
+// hold starts a batch from cluster that trickles in and holds its in-flight slot until the
+// returned function sends the rest; that function returns the batch's status code.
+func (f *fixture) hold(t *testing.T, cluster string, batch []byte) func() int {
+	t.Helper()
+	before := f.inFlight()
 	body, writer := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/audit-webhook/c1", body)
-	req.Header.Set("Authorization", "Bearer token-of-c1")
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/audit-webhook/"+cluster, body)
+	req.Header.Set("Authorization", "Bearer token-of-"+cluster)
 	done := make(chan int)
 	go func() {
 		resp, err := f.srv.Client().Do(req)
@@ -380,22 +417,97 @@ func TestAuditWebhookAnswers503PastTheInFlightLimit(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	batch := eventList(auditEvent("a1", "create", "apps", "web", 201, 1, fmt.Sprintf(configMap, "web", "apps", 1)))
 	if _, err := writer.Write(batch[:10]); err != nil {
 		t.Fatal(err)
 	}
-	resp, out := f.post(t, "c1", "token-of-c1", batch)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("second batch: %d %s, want 503 with Retry-After", resp.StatusCode, out)
+	// The handler holds its slot once it reads the body: wait until it does.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.inFlight() == before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := writer.Write(batch[10:]); err != nil {
-		t.Fatal(err)
+	return func() int {
+		if _, err := writer.Write(batch[10:]); err != nil {
+			t.Fatal(err)
+		}
+		writer.Close()
+		return <-done
 	}
-	writer.Close()
-	if code := <-done; code != http.StatusOK {
-		t.Errorf("first batch: %d, want 200", code)
+}
+
+func TestInFlightLimitsAreFairAcrossClusters(t *testing.T) {
+	f := newFixtureWith(t, Options{MaxBodyBytes: 1 << 20, MaxInFlight: 2, MaxInFlightPerCluster: 1})
+	batch := eventList(auditEvent("a1", "create", "apps", "web", 201, 1, fmt.Sprintf(configMap, "web", "apps", 1)))
+
+	finishC1 := f.hold(t, "c1", batch)
+	// c1 has used its share: its next batch is refused, and c2 still gets in.
+	if resp, out := f.post(t, "c1", "token-of-c1", batch); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("c1's second batch: %d %s, want 429 with Retry-After", resp.StatusCode, out)
+	}
+	finishC2 := f.hold(t, "c2", batch)
+	// Both slots taken: the next cluster is told ingest is busy.
+	if resp, out := f.post(t, "limited", "token-of-limited", batch); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a third cluster: %d %s, want 503 with Retry-After", resp.StatusCode, out)
+	}
+	if code := finishC1(); code != http.StatusOK {
+		t.Errorf("c1's first batch: %d, want 200", code)
+	}
+	if code := finishC2(); code != http.StatusOK {
+		t.Errorf("c2's first batch: %d, want 200", code)
 	}
 	if resp, out := f.post(t, "c1", "token-of-c1", batch); resp.StatusCode != http.StatusOK {
-		t.Errorf("after the slot freed: %d %s", resp.StatusCode, out)
+		t.Errorf("after the slots freed: %d %s", resp.StatusCode, out)
+	}
+}
+
+func TestPolicyDropsWhatTheClusterMayNotSend(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	secret := `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"apps","uid":"u-s","resourceVersion":"4"},"data":{"k":"dg=="}}`
+	batch := eventList(
+		auditEvent("p1", "create", "apps", "web", 201, 1, fmt.Sprintf(configMap, "web", "apps", 1)), // allowed
+		secretEvent("p2", secret), // resource not allowed
+		auditEvent("p3", "create", "other", "x", 201, 3, fmt.Sprintf(configMap, "x", "other", 3)), // namespace not allowed
+	)
+	resp, out := f.post(t, "limited", "token-of-limited", batch)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %s: a policy drop is not an error for the apiserver", resp.StatusCode, out)
+	}
+	var res Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Changes != 1 || res.Skipped[ReasonPolicy] != 2 {
+		t.Errorf("result %+v: want 1 change and 2 events dropped by policy", res)
+	}
+}
+
+func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	f := newFixtureWith(t, Options{MaxBodyBytes: 1 << 20})
+	f2 := newFixtureSharing(t, f) // a second ingest replica on the same Valkey
+	batch := func(id string) []byte {
+		return eventList(
+			auditEvent(id+"-1", "create", "apps", id+"-1", 201, 1, fmt.Sprintf(configMap, id+"-1", "apps", 1)),
+			auditEvent(id+"-2", "create", "apps", id+"-2", 201, 2, fmt.Sprintf(configMap, id+"-2", "apps", 2)),
+			auditEvent(id+"-3", "create", "apps", id+"-3", 201, 3, fmt.Sprintf(configMap, id+"-3", "apps", 3)),
+		)
+	}
+	// A full bucket (burst 2) admits a batch of 3 and goes 1 in debt, at 1 event/s.
+	if resp, out := f.post(t, "limited", "token-of-limited", batch("a")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first batch: %d %s", resp.StatusCode, out)
+	}
+	for name, fx := range map[string]*fixture{"same replica": f, "other replica": f2} {
+		resp, out := fx.post(t, "limited", "token-of-limited", batch("b"))
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("%s: %d %s, want 429", name, resp.StatusCode, out)
+		}
+		if ra := resp.Header.Get("Retry-After"); ra != "2" {
+			t.Errorf("%s: Retry-After %q, want 2 (seconds until the bucket is positive)", name, ra)
+		}
+		if !strings.Contains(string(out), "spec.rateLimit") {
+			t.Errorf("%s: %s does not name the setting", name, out)
+		}
+	}
+	// Other clusters are not limited by it.
+	if resp, out := f.post(t, "c1", "token-of-c1", batch("c")); resp.StatusCode != http.StatusOK {
+		t.Errorf("c1: %d %s", resp.StatusCode, out)
 	}
 }

@@ -181,6 +181,19 @@ spec:
 			messages: []string{"spec.tokenSecretRefs", "must have at most 2 items"},
 		},
 		{
+			name: "a rate limit of zero",
+			mistake: `
+apiVersion: reverser.gitops.dev/v1alpha1
+kind: SourceCluster
+metadata: {name: c-rate}
+spec:
+  clusterID: rate
+  tokenSecretRefs: [{namespace: a, name: a}]
+  rateLimit: {eventsPerSecond: 0}
+`,
+			messages: []string{"spec.rateLimit.eventsPerSecond", "should be greater than or equal to 1"},
+		},
+		{
 			name: "rule with an unknown operation",
 			mistake: `
 apiVersion: reverser.gitops.dev/v1alpha1

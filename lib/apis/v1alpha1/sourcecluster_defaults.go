@@ -20,3 +20,16 @@ func (r SecretKeyReference) keyOr(def string) string {
 	}
 	return r.Key
 }
+
+// DefaultMinBurst is the smallest default Burst of a RateLimit: the apiserver's default
+// audit batch size, so one batch fits in a full bucket.
+const DefaultMinBurst = 400
+
+// EffectiveBurst returns Burst, or one second of EventsPerSecond and at least
+// DefaultMinBurst when it is unset.
+func (r RateLimit) EffectiveBurst() int32 {
+	if r.Burst > 0 {
+		return r.Burst
+	}
+	return max(r.EventsPerSecond, DefaultMinBurst)
+}

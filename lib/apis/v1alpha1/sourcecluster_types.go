@@ -60,6 +60,49 @@ type SourceClusterSpec struct {
 	// terminal). The ingest and writer functions never read source clusters.
 	// +optional
 	KubeconfigSecretRef *SecretKeyReference `json:"kubeconfigSecretRef,omitempty"`
+
+	// Namespaces the cluster may send objects from. Empty means every namespace and the
+	// cluster-scoped objects; otherwise only objects in these namespaces are accepted. Events
+	// outside are dropped at ingest and counted (metric reason "policy"), never an error for
+	// the apiserver.
+	// +optional
+	// +listType=set
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// Resources the cluster may send. Empty means every resource. "*" matches any group or
+	// resource. Events for other resources are dropped and counted as for Namespaces.
+	// +optional
+	Resources []GroupResources `json:"resources,omitempty"`
+
+	// RateLimit is the cluster's share of ingest, enforced across ingest replicas: past it an
+	// audit batch is answered 429 with Retry-After, and the apiserver retries it. Absent
+	// means no limit.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+}
+
+// GroupResources names resources of API groups, as RBAC rules do.
+type GroupResources struct {
+	// APIGroups: "" is the core group; "*" is any group.
+	// +kubebuilder:validation:MinItems=1
+	APIGroups []string `json:"apiGroups"`
+	// Resources: plural names, e.g. "deployments"; "*" is any resource.
+	// +kubebuilder:validation:MinItems=1
+	Resources []string `json:"resources"`
+}
+
+// RateLimit is a token bucket of audit events: it refills at EventsPerSecond up to Burst.
+// A batch is accepted while the bucket is not empty and takes one token per event, so a
+// batch larger than Burst still passes and the average stays at EventsPerSecond.
+type RateLimit struct {
+	// EventsPerSecond is the sustained rate of audit events accepted from the cluster.
+	// +kubebuilder:validation:Minimum=1
+	EventsPerSecond int32 `json:"eventsPerSecond"`
+	// Burst is how many events may arrive at once after a quiet spell. Default: one second
+	// of EventsPerSecond, and at least 400 (the apiserver's default batch).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Burst int32 `json:"burst,omitempty"`
 }
 
 // SecretKeyReference names one key of a Secret in a given namespace.
