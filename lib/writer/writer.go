@@ -75,6 +75,11 @@ type Writer struct {
 	o     Options
 	mu    sync.Mutex
 	repos map[string]*mirror // by partition id
+	// busy serialises the use of each partition's mirror within this process. Leases keep
+	// two processes apart, but not two drains of one process: a drain that lost its lease
+	// (paused past it, say) may still be finishing when a new drain takes the next lease, and
+	// the two must not share the mirror's files, tip and memory of applied events.
+	busy map[string]chan struct{} // a one-slot semaphore per partition
 }
 
 // mirror is a cached local mirror, the credentials it was opened with, and the event ids
@@ -106,7 +111,7 @@ func New(o Options) *Writer {
 	if o.MaxDeliveries <= 0 {
 		o.MaxDeliveries = DefaultMaxDeliveries
 	}
-	return &Writer{o: o, repos: map[string]*mirror{}}
+	return &Writer{o: o, repos: map[string]*mirror{}, busy: map[string]chan struct{}{}}
 }
 
 // Result says what a Drain did.
@@ -222,11 +227,34 @@ func (w *Writer) underLease(ctx context.Context, p identity.Partition, fn func(c
 	defer stop()
 	ctx = logging.WithLogger(ctx, logging.FromContext(ctx).With("partition", p.ID, "epoch", l.Epoch))
 
+	unlock, err := w.lockPartition(ctx, p.ID)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	m, err := w.mirror(ctx, info)
 	if err != nil {
 		return false, err
 	}
 	return false, fn(ctx, l, m, batchState{roots: info.Roots, committer: info.Committer, epoch: l.Epoch, maxDeliveries: w.o.MaxDeliveries})
+}
+
+// lockPartition waits until no other drain of this process uses the partition's mirror, or
+// ctx ends (the lease is lost meanwhile, or the request ends).
+func (w *Writer) lockPartition(ctx context.Context, partitionID string) (unlock func(), err error) {
+	w.mu.Lock()
+	slot, ok := w.busy[partitionID]
+	if !ok {
+		slot = make(chan struct{}, 1)
+		w.busy[partitionID] = slot
+	}
+	w.mu.Unlock()
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 }
 
 // writeAndAck writes one batch: commits and pushes it, parks its poison in the DLQ, then

@@ -253,7 +253,7 @@ func TestPausedWriter(t *testing.T) {
 		mode := []string{"takeover", "same process"}[p%2]
 		// Catch writer 0 holding the lease: pause it, then look (only it is kicked).
 		var epochA int64
-		for try := 0; try < 100 && epochA == 0; try++ {
+		for try := 0; try < 300 && epochA == 0; try++ {
 			time.Sleep(r.Duration(30*time.Millisecond, 250*time.Millisecond))
 			r.PauseWriter(0)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -266,7 +266,7 @@ func TestPausedWriter(t *testing.T) {
 			r.ResumeWriter(0)
 		}
 		if epochA == 0 {
-			t.Fatalf("pause %d: never caught writer 0 holding the lease in 100 tries", p+1)
+			t.Fatalf("pause %d: never caught writer 0 holding the lease in 300 tries", p+1)
 		}
 		pausedAt := time.Now()
 
