@@ -36,6 +36,10 @@ import (
 // RetryAfterSeconds is what a throttled apiserver is asked to wait.
 const RetryAfterSeconds = 5
 
+// UnknownClusterLabel is the cluster label of batches for a route no SourceCluster names. It
+// cannot be a clusterID, which starts with a letter.
+const UnknownClusterLabel = "_unknown"
+
 // Options are the parts a Handler works with.
 type Options struct {
 	Catalog  catalog.Source
@@ -105,12 +109,15 @@ func (w *statusWriter) WriteHeader(code int) {
 func (h *Handler) auditWebhook(rw http.ResponseWriter, r *http.Request) {
 	clusterID := r.PathValue("clusterID")
 	start, w := time.Now(), &statusWriter{ResponseWriter: rw, code: http.StatusOK}
-	defer func() { h.o.Metrics.Batch(clusterID, w.code, time.Since(start)) }()
+	label := clusterID
+	defer func() { h.o.Metrics.Batch(label, w.code, time.Since(start)) }()
 	log := logging.FromContext(r.Context()).With(zap.String("cluster", clusterID))
 	snap := h.o.Catalog.Snapshot()
 
 	cluster, ok := snap.Cluster(clusterID)
 	if !ok {
+		// Anyone can name any route: one series per name would grow without bound.
+		label = UnknownClusterLabel
 		serve.WriteError(w, http.StatusNotFound, "unknown cluster %q: apply a SourceCluster with spec.clusterID %q", clusterID, clusterID)
 		return
 	}
