@@ -68,6 +68,9 @@ type Kube struct {
 	mu          sync.Mutex
 	etcd        *child
 	apiserver   *child
+	// What Restart needs to start the apiserver again the same way.
+	root, apiserverPath string
+	baseArgs, extraArgs []string
 }
 
 // StartKube builds kube-apiserver and etcd if needed (see BuildKubeBinaries), starts them
@@ -179,24 +182,50 @@ func (k *Kube) start(ctx context.Context, root, apiserverPath, etcdPath string, 
 		// and this plugin would then refuse every pod.
 		"--disable-admission-plugins=ServiceAccount",
 	}
-	if opts.Audit != nil {
-		auditArgs, err := opts.Audit.auditFlags(root, k.Dir)
-		if err != nil {
-			return err
-		}
-		args = append(args, auditArgs...)
-	}
-	args = append(args, opts.ExtraArgs...)
-	if k.apiserver, err = startChild("kube-apiserver", apiserverPath, args, nil, k.Dir, filepath.Join(k.Dir, "kube-apiserver.log")); err != nil {
-		return err
-	}
-	if err := k.apiserver.waitReady(ctx, 60*time.Second, k.readyCheck()); err != nil {
+	k.root, k.apiserverPath, k.baseArgs, k.extraArgs = root, apiserverPath, args, opts.ExtraArgs
+	if err := k.startAPIServer(ctx, opts.Audit); err != nil {
 		return err
 	}
 	if err := k.ensureNamespace(ctx, "default"); err != nil {
 		return err
 	}
 	return k.writeKubeconfigs()
+}
+
+// startAPIServer starts kube-apiserver with the recorded flags and the audit webhook, and
+// waits until it is ready.
+func (k *Kube) startAPIServer(ctx context.Context, audit *AuditWebhook) error {
+	args := append([]string(nil), k.baseArgs...)
+	if audit != nil {
+		auditArgs, err := audit.auditFlags(k.root, k.Dir)
+		if err != nil {
+			return err
+		}
+		args = append(args, auditArgs...)
+	}
+	args = append(args, k.extraArgs...)
+	var err error
+	if k.apiserver, err = startChild("kube-apiserver", k.apiserverPath, args, nil, k.Dir, filepath.Join(k.Dir, "kube-apiserver.log")); err != nil {
+		return err
+	}
+	return k.apiserver.waitReady(ctx, 60*time.Second, k.readyCheck())
+}
+
+// RestartAPIServer stops kube-apiserver gracefully (it flushes its buffered audit events
+// first) and starts it again on the same port, certificates, users and etcd data, with
+// audit as its audit webhook (nil: none). This is how an operator changes the webhook's
+// token: a new webhook kubeconfig takes effect only when the apiserver restarts. etcd keeps
+// running, so every object survives.
+func (k *Kube) RestartAPIServer(ctx context.Context, audit *AuditWebhook) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.apiserver == nil {
+		return errors.New("RestartAPIServer: the apiserver was never started")
+	}
+	if err := k.apiserver.stop(30 * time.Second); err != nil {
+		return fmt.Errorf("RestartAPIServer: stop: %w", err)
+	}
+	return k.startAPIServer(ctx, audit)
 }
 
 // startEtcd runs a single-member etcd on two free loopback ports and returns its client URL.
