@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitops-reverser/gitops-reverser/test/harness"
+	"github.com/gitops-reverser/gitops-reverser/test/testenv"
 )
 
 // TestWatchFollowsTheAPIServer applies the shipped CRDs and a configuration to a real
@@ -20,18 +20,7 @@ import (
 func TestWatchFollowsTheAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	kube, err := harness.StartKube(ctx, harness.KubeOptions{})
-	if err != nil {
-		t.Fatalf("start kube-apiserver: %v", err)
-	}
-	t.Cleanup(func() { kube.Close() })
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kube.ApplyFiles(ctx, harness.AdminUser, filepath.Join(root, "manifests", "crds")); err != nil {
-		t.Fatal(err)
-	}
+	kube := testenv.KubeWithCRDs(t, harness.KubeOptions{})
 	config, err := os.ReadFile("../ingest/testdata/catalog.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,18 +92,7 @@ spec: {clusterID: orphan, tokenSecretRefs: [{namespace: gitops, name: missing}]}
 func TestStatusOnARealAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	kube, err := harness.StartKube(ctx, harness.KubeOptions{})
-	if err != nil {
-		t.Fatalf("start kube-apiserver: %v", err)
-	}
-	t.Cleanup(func() { kube.Close() })
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kube.ApplyFiles(ctx, harness.AdminUser, filepath.Join(root, "manifests", "crds")); err != nil {
-		t.Fatal(err)
-	}
+	kube := testenv.KubeWithCRDs(t, harness.KubeOptions{})
 	_, client := testenv.Valkey(t, harness.ValkeyOptions{})
 	git := testenv.GitRemote(t, harness.GitRemoteOptions{})
 	if err := kube.Apply(ctx, harness.AdminUser, []byte(fmt.Sprintf(config, git.Username, git.Password, git.URL))); err != nil {

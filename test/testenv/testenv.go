@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,4 +47,26 @@ func GitRemote(t testing.TB, opts harness.GitRemoteOptions) *harness.GitRemote {
 	}
 	t.Cleanup(func() { _ = g.Close() })
 	return g
+}
+
+// KubeWithCRDs starts a kube-apiserver with its etcd and installs the product's CRDs from
+// manifests/crds. The first start on a machine builds the pinned binaries (see
+// harness.BuildKubeBinaries), which takes minutes, so its deadline is generous.
+func KubeWithCRDs(t testing.TB, opts harness.KubeOptions) *harness.Kube {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	kube, err := harness.StartKube(ctx, opts)
+	if err != nil {
+		t.Fatalf("start kube-apiserver: %v", err)
+	}
+	t.Cleanup(func() { _ = kube.Close() })
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.ApplyFiles(ctx, harness.AdminUser, filepath.Join(root, "manifests", "crds")); err != nil {
+		t.Fatalf("install the CRDs: %v", err)
+	}
+	return kube
 }
