@@ -37,6 +37,30 @@ func LoadFile(path string) (*Static, error) {
 
 // Decode builds a Snapshot from a multi-document YAML stream.
 func Decode(r io.Reader) (*Snapshot, error) {
+	c, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	return Build(c.objs, c.getSecret, UsesAll), nil // a file holds its Secrets: no access to limit
+}
+
+// ReadFile returns the configuration objects of a catalog file, without resolving the Secrets
+// they name: for tools that need the objects' references, not the Secrets' values.
+func ReadFile(path string) (Objects, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Objects{}, fmt.Errorf("catalog: %w", err)
+	}
+	defer f.Close()
+	c, err := decode(f)
+	if err != nil {
+		return Objects{}, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c.objs, nil
+}
+
+// decode collects the documents of a multi-document YAML stream.
+func decode(r io.Reader) (*collector, error) {
 	c := newCollector(true)
 	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	for doc := 1; ; doc++ {
@@ -58,7 +82,7 @@ func Decode(r io.Reader) (*Snapshot, error) {
 			return nil, fmt.Errorf("document %d: %w", doc, err)
 		}
 	}
-	return Build(c.objs, c.getSecret, UsesAll), nil // a file holds its Secrets: no access to limit
+	return c, nil
 }
 
 func namespaced(kind string) bool {

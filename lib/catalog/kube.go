@@ -110,12 +110,8 @@ func (w *Watcher) rebuild(ctx context.Context) {
 	c := newCollector(false)
 	for _, store := range w.stores {
 		for _, obj := range store.List() {
-			u, ok := obj.(*unstructured.Unstructured)
-			if !ok {
-				continue
-			}
-			if err := c.add(u); err != nil {
-				logging.FromContext(ctx).Warnw("Ignoring unreadable configuration object", "error", err)
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				c.addOrSkip(ctx, u)
 			}
 		}
 	}
@@ -138,6 +134,31 @@ func (w *Watcher) rebuild(ctx context.Context) {
 		for _, p := range s.Problems {
 			logging.FromContext(ctx).Warnw("Configuration problem", "problem", p)
 		}
+	}
+}
+
+// ListObjects lists the configuration objects on an API server once, without resolving the
+// Secrets they name: for tools that need the objects themselves (status projection, RBAC
+// generation). Objects that do not convert are logged and skipped, as a Watcher does.
+func ListObjects(ctx context.Context, dyn dynamic.Interface) (Objects, error) {
+	c := newCollector(false)
+	for _, r := range resources {
+		l, err := dyn.Resource(GVR(r)).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return Objects{}, fmt.Errorf("catalog: list %s.%s (are the CRDs of manifests/crds installed, and may this identity list them?): %w", r, v1alpha1.GroupName, err)
+		}
+		for i := range l.Items {
+			c.addOrSkip(ctx, &l.Items[i])
+		}
+	}
+	return c.objs, nil
+}
+
+// addOrSkip adds an object read from the API server; one that does not convert is logged and
+// left out, so one bad object does not hide the rest of the configuration.
+func (c *collector) addOrSkip(ctx context.Context, u *unstructured.Unstructured) {
+	if err := c.add(u); err != nil {
+		logging.FromContext(ctx).Warnw("Ignoring unreadable configuration object", "error", err)
 	}
 }
 

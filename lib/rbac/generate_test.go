@@ -37,7 +37,7 @@ var batchAndCore = served{
 
 func sample(t *testing.T) catalog.Objects {
 	t.Helper()
-	objs, err := ReadFile("testdata/catalog.yaml")
+	objs, err := catalog.ReadFile("testdata/catalog.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

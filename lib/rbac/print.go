@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/gitops-reverser/gitops-reverser/lib/catalog"
 )
@@ -37,19 +38,9 @@ func Print(ctx context.Context, stdout, stderr io.Writer) int {
 	var objs catalog.Objects
 	var err error
 	if file := os.Getenv(catalogFileEnv); file != "" {
-		objs, err = ReadFile(file)
+		objs, err = catalog.ReadFile(file)
 	} else {
-		cfg, cerr := catalog.RESTConfig()
-		if cerr != nil {
-			fmt.Fprintln(stderr, cerr)
-			return 1
-		}
-		if objs, err = ReadCluster(ctx, cfg); err == nil {
-			var disc *discovery.DiscoveryClient
-			if disc, err = discovery.NewDiscoveryClientForConfig(cfg); err == nil {
-				opts.Discovery = disc
-			}
-		}
+		objs, opts.Discovery, err = readCluster(ctx)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -65,4 +56,23 @@ func Print(ctx context.Context, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// readCluster lists the configuration on the API server of the in-cluster config or
+// KUBECONFIG, and returns that server's discovery to expand "*" in rules.
+func readCluster(ctx context.Context) (catalog.Objects, Discovery, error) {
+	cfg, err := catalog.RESTConfig()
+	if err != nil {
+		return catalog.Objects{}, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return catalog.Objects{}, nil, err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return catalog.Objects{}, nil, err
+	}
+	objs, err := catalog.ListObjects(ctx, dyn)
+	return objs, disc, err
 }

@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
-	"knative.dev/pkg/logging"
 
 	"github.com/gitops-reverser/gitops-reverser/lib/apis/v1alpha1"
 	"github.com/gitops-reverser/gitops-reverser/lib/bus"
@@ -177,27 +176,27 @@ func (p *Projector) project(ctx context.Context, only *string) error {
 	return errors.Join(errs...)
 }
 
-// read lists the objects; SourceClusters only when withClusters.
+// read lists the objects; SourceClusters are projected only when withClusters.
 func (p *Projector) read(ctx context.Context, withClusters bool) (*world, error) {
-	w := &world{providers: map[identity.TargetRef]*v1alpha1.GitProvider{}, partitionOf: map[*v1alpha1.GitTarget]identity.Partition{}}
-	provs, err := list[v1alpha1.GitProvider](ctx, p.dyn, "gitproviders")
+	objs, err := catalog.ListObjects(ctx, p.dyn)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("status: %w", err)
 	}
-	for _, pr := range provs {
+	w := &world{providers: map[identity.TargetRef]*v1alpha1.GitProvider{}, partitionOf: map[*v1alpha1.GitTarget]identity.Partition{}}
+	for i := range objs.Providers {
+		pr := &objs.Providers[i]
 		w.providers[identity.TargetRef{Namespace: pr.Namespace, Name: pr.Name}] = pr
 	}
-	if w.targets, err = list[v1alpha1.GitTarget](ctx, p.dyn, "gittargets"); err != nil {
-		return nil, err
-	}
-	for _, t := range w.targets {
+	for i := range objs.Targets {
+		t := &objs.Targets[i]
+		w.targets = append(w.targets, t)
 		if pr, ok := w.providers[providerRef(t)]; ok {
 			w.partitionOf[t] = identity.PartitionOf(pr.Spec.URL, t.Spec.Branch)
 		}
 	}
 	if withClusters {
-		if w.clusters, err = list[v1alpha1.SourceCluster](ctx, p.dyn, "sourceclusters"); err != nil {
-			return nil, err
+		for i := range objs.SourceClusters {
+			w.clusters = append(w.clusters, &objs.SourceClusters[i])
 		}
 	}
 	return w, nil
@@ -267,24 +266,6 @@ func sortedRefs(m map[identity.TargetRef]bool) []identity.TargetRef {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
-}
-
-// list reads every object of a resource and converts it to T.
-func list[T any](ctx context.Context, dyn dynamic.Interface, resource string) ([]*T, error) {
-	l, err := dyn.Resource(catalog.GVR(resource)).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("status: list %s: %w", resource, err)
-	}
-	out := make([]*T, 0, len(l.Items))
-	for i := range l.Items {
-		obj, err := fromUnstructured[T](&l.Items[i])
-		if err != nil {
-			logging.FromContext(ctx).Warnw("Ignoring unreadable object", "resource", resource, "name", l.Items[i].GetName(), "error", err)
-			continue
-		}
-		out = append(out, obj)
-	}
-	return out, nil
 }
 
 func fromUnstructured[T any](u *unstructured.Unstructured) (*T, error) {

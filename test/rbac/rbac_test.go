@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -90,7 +91,7 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 
 	// Generate as PRINT_RBAC does against a cluster: objects listed, "*" expanded by discovery.
-	objs, err := rbac.ReadCluster(ctx, admin)
+	objs, err := catalog.ListObjects(ctx, dynamic.NewForConfigOrDie(admin))
 	if err != nil {
 		t.Fatal(err)
 	}
