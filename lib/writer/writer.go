@@ -226,6 +226,7 @@ func (w *Writer) underLease(ctx context.Context, p identity.Partition, fn func(c
 	stop := context.AfterFunc(l.Context(), func() { cancel(context.Cause(l.Context())) })
 	defer stop()
 	ctx = logging.WithLogger(ctx, logging.FromContext(ctx).With("partition", p.ID, "epoch", l.Epoch))
+	logging.FromContext(ctx).Debug("Lease taken") // who held which epoch, for reading logs after a fault
 
 	unlock, err := w.lockPartition(ctx, p.ID)
 	if err != nil {
