@@ -46,6 +46,9 @@ type Common struct {
 	// Knative the platform terminates TLS). Both or neither.
 	TLSCertFile string `envconfig:"TLS_CERT_FILE"`
 	TLSKeyFile  string `envconfig:"TLS_KEY_FILE"`
+	// PROFILING_PORT: serve Go's pprof profiles on this port (Knative uses 8008). Default 0:
+	// off. Profiles show code and memory, so keep the port off the public route.
+	ProfilingPort int `envconfig:"PROFILING_PORT"`
 }
 
 // Ingest configures functions/ingest.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -37,6 +38,9 @@ func Run(ctx context.Context, c config.Common, h http.Handler) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          zap.NewStdLog(log.Desugar()),
 	}
+	if c.ProfilingPort != 0 {
+		go profile(ctx, c.ProfilingPort)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if c.TLSCertFile != "" {
@@ -61,6 +65,23 @@ func Run(ctx context.Context, c config.Common, h http.Handler) error {
 		return err
 	}
 	return nil
+}
+
+// profile serves net/http/pprof's handlers on their own port until ctx is done. A failure
+// only loses the profiles, so it is logged, not fatal.
+func profile(ctx context.Context, port int) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: ":" + strconv.Itoa(port), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	logging.FromContext(ctx).Infow("Serving profiles", "port", port)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		logging.FromContext(ctx).Errorw("Profiling server stopped", "port", port, "error", err)
+	}
 }
 
 // Logger builds the production JSON logger at a level (debug, info, warn, error).
