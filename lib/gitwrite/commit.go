@@ -123,17 +123,10 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, bool, error) {
 	if err := storeObject(r.st, obj); err != nil {
 		return plumbing.ZeroHash, false, err
 	}
-	h := obj.Hash()
-
-	var old *plumbing.Reference
-	if !r.tip.IsZero() {
-		old = plumbing.NewHashReference(r.branch, r.tip)
-	}
-	if err := r.st.CheckAndSetReference(plumbing.NewHashReference(r.branch, h), old); err != nil {
-		return plumbing.ZeroHash, false, fmt.Errorf("gitwrite: move %s to %s: %w", r.branch, h, err)
-	}
-	r.tip = h
-	return h, true, nil
+	// The branch moves in memory only: its objects are staged, and refs on disk name
+	// objects on disk. Push writes both.
+	r.tip = obj.Hash()
+	return r.tip, true, nil
 }
 
 func signatures(req CommitRequest) (author, committer object.Signature, err error) {
