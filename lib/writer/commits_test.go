@@ -20,7 +20,7 @@ func msg(t *testing.T, streamID, user, name string, op change.Op) bus.Message {
 	return msgIn(t, streamID, user, "apps", name, op)
 }
 
-func msgIn(t *testing.T, streamID, user, namespace, name string, op change.Op) bus.Message {
+func msgIn(t testing.TB, streamID, user, namespace, name string, op change.Op) bus.Message {
 	t.Helper()
 	key := identity.Key{Cluster: "prod", Resource: "configmaps", Namespace: namespace, Name: name}
 	target := identity.TargetRef{Namespace: "gitops", Name: "main"}

@@ -21,7 +21,7 @@ import (
 // fixture is a Writer on a real Valkey and a real Git remote over smart HTTP.
 type fixture struct {
 	w         *Writer
-	newWriter func(t *testing.T) *Writer // another replica, with its own mirror
+	newWriter func(t testing.TB) *Writer // another replica, with its own mirror
 	bus       *bus.Bus
 	git       *harness.GitRemote
 	partition identity.Partition
@@ -47,7 +47,7 @@ metadata: {name: main, namespace: gitops}
 spec: {providerRef: {name: repo}, branch: main, path: clusters/prod, sourceClusters: [prod]}
 `
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	_, client := testenv.Valkey(t, harness.ValkeyOptions{})
 	git := testenv.GitRemote(t, harness.GitRemoteOptions{})
@@ -61,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	b := bus.New(client, bus.Options{})
-	replica := func(t *testing.T) *Writer {
+	replica := func(t testing.TB) *Writer {
 		return New(Options{Catalog: cat, Bus: b, CacheDir: t.TempDir(), LeaseTTL: 2 * time.Second, GitTimeout: 5 * time.Second})
 	}
 	return &fixture{
@@ -74,13 +74,13 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // appendChanges queues ConfigMap upserts as ingest would, one audit id per call.
-func (f *fixture) appendChanges(t *testing.T, auditID string, names ...string) {
+func (f *fixture) appendChanges(t testing.TB, auditID string, names ...string) {
 	t.Helper()
 	f.appendOps(t, auditID, change.OpUpsert, names...)
 }
 
 // appendOps queues one kind of change to ConfigMaps.
-func (f *fixture) appendOps(t *testing.T, auditID string, op change.Op, names ...string) {
+func (f *fixture) appendOps(t testing.TB, auditID string, op change.Op, names ...string) {
 	t.Helper()
 	var entries []bus.Entry
 	for _, name := range names {
