@@ -16,7 +16,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -26,11 +25,6 @@ import (
 
 // remoteName is the only remote the mirror has.
 const remoteName = "origin"
-
-// packWindow is the delta search window used when encoding a push. None: a push carries
-// new versions of small files whose previous versions are not in the pack, so a delta
-// search finds little and cost a fifth of a busy writer's CPU.
-const packWindow = 0
 
 // Repo is a bare mirror of one branch of a remote. Create it with Open.
 type Repo struct {
@@ -275,15 +269,14 @@ func (r *Repo) Push(ctx context.Context) error {
 			fmt.Errorf("remote ref %s required to be %s but is %s", r.branch, want, got))
 	}
 
-	var pack bytes.Buffer
-	enc := packfile.NewEncoder(&pack, r.st, !ar.Capabilities.Supports(capability.OFSDelta))
-	if _, err := enc.Encode(hashes, packWindow); err != nil {
+	pack, err := encodePack(r.st, hashes)
+	if err != nil {
 		return fmt.Errorf("gitwrite: %s: encode pack: %w", op, err)
 	}
 
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: r.branch, Old: r.head, New: r.tip}}
-	req.Packfile = io.NopCloser(bytes.NewReader(pack.Bytes())) // the bytes are kept after the push
+	req.Packfile = io.NopCloser(bytes.NewReader(pack.data))
 	msgs := &tailBuffer{max: 2048}
 	if ar.Capabilities.Supports(capability.Sideband64k) {
 		_ = req.Capabilities.Set(capability.Sideband64k)
@@ -311,7 +304,7 @@ func (r *Repo) Push(ctx context.Context) error {
 	}
 
 	// The remote has the commits: keep their objects on disk, then let the refs name them.
-	if err := r.st.keep(pack.Bytes()); err != nil {
+	if err := r.st.keep(pack); err != nil {
 		r.st.discard() // the next Fetch brings them back
 		return fmt.Errorf("gitwrite: %s: pushed, but %w", op, err)
 	}

@@ -634,3 +634,53 @@ func TestPushSendsASubtreeChangedAndChangedBack(t *testing.T) {
 		t.Errorf("remote tree = %v, want dir/a.yaml and no dir/b.yaml", got)
 	}
 }
+
+// TestManyPushesKeepAValidMirror pushes more times than the mirror may hold packs: the small
+// packs are merged, the mirror passes git fsck, and a reopened mirror (as after a restart)
+// reads the pushed history. An unpushed commit leaves no ref naming a missing object.
+func TestManyPushesKeepAValidMirror(t *testing.T) {
+	bare := newBare(t)
+	seed(t, bare)
+	dir := filepath.Join(t.TempDir(), "mirror")
+	o := Options{URL: "file://" + bare, Branch: "main", Dir: dir}
+	r, err := Open(ctx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushes := 2*maxPacks + 3
+	for i := range pushes {
+		commit(t, r, fmt.Sprint("push ", i), put(fmt.Sprintf("ns%d/cm.yaml", i%5), fmt.Sprint("v: ", i)), put("all.yaml", fmt.Sprint(i)))
+		if err := r.Push(ctx(t)); err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+	}
+	packs, err := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packs) > maxPacks {
+		t.Errorf("%d packs after %d pushes, want at most %d", len(packs), pushes, maxPacks)
+	}
+	commit(t, r, "not pushed", put("later.yaml", "x"))
+	gitCLI(t, dir, "fsck", "--strict", "--no-dangling")
+	fsck(t, bare)
+
+	again, err := Open(ctx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Tip() != r.Head() {
+		t.Fatalf("reopened at %s, want the last push %s", again.Tip(), r.Head())
+	}
+	content, ok, err := again.ReadFile("all.yaml")
+	if err != nil || !ok || string(content) != fmt.Sprint(pushes-1) {
+		t.Fatalf("all.yaml = %q %v %v", content, ok, err)
+	}
+	n := 0
+	if err := again.History(plumbing.ZeroHash, 1000, func(plumbing.Hash, string) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if n != pushes+1 {
+		t.Errorf("history has %d commits, want %d", n, pushes+1)
+	}
+}

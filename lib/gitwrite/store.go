@@ -1,7 +1,7 @@
 package gitwrite
 
 import (
-	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -11,13 +11,12 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // maxPacks is how many packfiles the mirror may hold before the small ones are merged.
 // Every push adds one; object lookups try each pack's index in turn.
-const maxPacks = 16
+const maxPacks = 32
 
 // store is the mirror's object storage with the objects of unpushed commits held in
 // memory. A commit then costs no file per object (creating files is what made commits slow:
@@ -79,30 +78,20 @@ func (s *store) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 // discard drops the staged objects: their commits will not be pushed.
 func (s *store) discard() { clear(s.staged) }
 
-// keep writes a pushed pack to disk, which holds every staged object, and forgets the
-// staged objects. Then, past maxPacks, it merges the small packs.
-func (s *store) keep(pack []byte) error {
-	if err := s.writePack(bytes.NewReader(pack)); err != nil {
+// keep saves a pushed pack, which holds every staged object, and forgets the staged
+// objects. Then, past maxPacks, it merges the small packs.
+func (s *store) keep(p *pack) error {
+	if err := p.save(s.dir); err != nil {
 		return fmt.Errorf("keep the pushed objects: %w", err)
 	}
+	s.Storage.Reindex() // find the new pack
 	s.discard()
 	return s.compact()
 }
 
-func (s *store) writePack(pack io.Reader) error {
-	w, err := s.Storage.PackfileWriter()
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, pack); err != nil {
-		return fmt.Errorf("%w (%w)", err, w.Close())
-	}
-	return w.Close()
-}
-
-// compact merges every pack but the largest (the clone's, usually) into one when there are
-// more than maxPacks, so lookups stay fast; its cost follows what was pushed or fetched
-// since the clone, not the size of the repository.
+// compact merges the smaller half of the packs into one when there are more than maxPacks,
+// so lookups stay fast. Each merge reads only small packs, so its cost follows what was
+// pushed or fetched lately, never the size of the repository.
 func (s *store) compact() error {
 	packs, err := s.Storage.ObjectPacks()
 	if err != nil || len(packs) <= maxPacks {
@@ -115,8 +104,8 @@ func (s *store) compact() error {
 		}
 		return fi.Size()
 	}
-	slices.SortFunc(packs, func(a, b plumbing.Hash) int { return int(size(b) - size(a)) })
-	small := packs[1:]
+	slices.SortFunc(packs, func(a, b plumbing.Hash) int { return cmp.Compare(size(a), size(b)) })
+	small := packs[:len(packs)/2]
 	var hashes []plumbing.Hash
 	for _, p := range small {
 		hs, err := s.packHashes(p)
@@ -125,11 +114,11 @@ func (s *store) compact() error {
 		}
 		hashes = append(hashes, hs...)
 	}
-	var merged bytes.Buffer
-	if _, err := packfile.NewEncoder(&merged, s, false).Encode(hashes, 0); err != nil {
+	merged, err := encodePack(s, hashes)
+	if err != nil {
 		return fmt.Errorf("merge %d packs: %w", len(small), err)
 	}
-	if err := s.writePack(&merged); err != nil {
+	if err := merged.save(s.dir); err != nil {
 		return fmt.Errorf("merge %d packs: %w", len(small), err)
 	}
 	for _, p := range small {
@@ -137,7 +126,7 @@ func (s *store) compact() error {
 			return err
 		}
 	}
-	s.Storage.Reindex() // forget the indexes of the packs just deleted
+	s.Storage.Reindex()
 	return nil
 }
 
