@@ -1,9 +1,11 @@
 package gitwrite
 
 import (
-	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +80,8 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, bool, error) {
 		parentTree = c.TreeHash
 	}
 
-	b := &treeBuilder{s: r.st, blobs: map[plumbing.Hash][]byte{}, used: map[plumbing.Hash]bool{}}
+	b := &treeBuilder{s: r.st, blobs: map[plumbing.Hash][]byte{}, used: map[plumbing.Hash]bool{},
+		cached: r.trees, seen: map[plumbing.Hash][]object.TreeEntry{}}
 	root, err := b.load(parentTree)
 	if err != nil {
 		return plumbing.ZeroHash, false, err
@@ -92,13 +95,14 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, bool, error) {
 	if err != nil {
 		return plumbing.ZeroHash, false, err
 	}
+	r.trees = b.seen // the next commit most likely rewrites the same folders
 	if (treeHash == parentTree && !req.AllowEmpty) || (parentTree.IsZero() && len(root.entries) == 0) {
 		return r.tip, false, nil
 	}
 
 	// Store children before parents: blobs, trees (built bottom-up), commit.
 	for h := range b.used {
-		if err := storeBlob(r.st, h, b.blobs[h]); err != nil {
+		if err := storeBlob(r.st, b.blobs[h]); err != nil {
 			return plumbing.ZeroHash, false, err
 		}
 	}
@@ -155,12 +159,58 @@ func signatures(req CommitRequest) (author, committer object.Signature, err erro
 }
 
 // dirNode is a directory being edited. entries starts as a copy of the stored
-// tree's entries; subs holds the subdirectories loaded for editing.
+// tree's entries and stays in Git's order, so writing it back needs no sort;
+// subs holds the subdirectories loaded for editing.
 type dirNode struct {
 	orig    plumbing.Hash // stored tree, ZeroHash for a new directory
-	entries map[string]object.TreeEntry
+	entries []object.TreeEntry
 	subs    map[string]*dirNode
 	dirty   bool
+}
+
+// find returns the index of the entry called name. Where an entry sorts depends on
+// whether it is a directory, so both places are looked at.
+func (n *dirNode) find(name string) (int, bool) {
+	for _, dir := range [2]bool{false, true} {
+		i := n.search(name, dir)
+		if i < len(n.entries) && n.entries[i].Name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// search returns where an entry called name would go.
+func (n *dirNode) search(name string, dir bool) int {
+	return sort.Search(len(n.entries), func(i int) bool {
+		e := &n.entries[i]
+		return compareNames(e.Name, e.Mode == filemode.Dir, name, dir) >= 0
+	})
+}
+
+func (n *dirNode) get(name string) (object.TreeEntry, bool) {
+	if i, ok := n.find(name); ok {
+		return n.entries[i], true
+	}
+	return object.TreeEntry{}, false
+}
+
+func (n *dirNode) remove(name string) {
+	if i, ok := n.find(name); ok {
+		n.entries = slices.Delete(n.entries, i, i+1)
+	}
+}
+
+// set adds or replaces the entry called e.Name.
+func (n *dirNode) set(e object.TreeEntry) {
+	if i, ok := n.find(e.Name); ok {
+		if (n.entries[i].Mode == filemode.Dir) == (e.Mode == filemode.Dir) {
+			n.entries[i] = e
+			return
+		}
+		n.entries = slices.Delete(n.entries, i, i+1) // a file became a directory: it moves
+	}
+	n.entries = slices.Insert(n.entries, n.search(e.Name, e.Mode == filemode.Dir), e)
 }
 
 // treeBuilder applies changes to a tree, loading only the directories on the
@@ -170,20 +220,27 @@ type treeBuilder struct {
 	blobs map[plumbing.Hash][]byte // contents written by the changes, by hash
 	used  map[plumbing.Hash]bool   // blobs still referenced by the final trees
 	trees []plumbing.EncodedObject // rewritten trees, children first
+	// cached holds the entries of the trees the previous commit read or wrote, which are
+	// the ones the next commit most likely reads: decoding a wide folder costs more than
+	// the rest of a commit. seen collects this commit's for the next.
+	cached, seen map[plumbing.Hash][]object.TreeEntry
 }
 
 func (b *treeBuilder) load(h plumbing.Hash) (*dirNode, error) {
-	n := &dirNode{orig: h, entries: map[string]object.TreeEntry{}, subs: map[string]*dirNode{}}
+	n := &dirNode{orig: h, subs: map[string]*dirNode{}}
 	if h.IsZero() {
 		return n, nil
 	}
-	t, err := object.GetTree(b.s, h)
-	if err != nil {
-		return nil, fmt.Errorf("gitwrite: read tree %s: %w", h, err)
+	entries, ok := b.cached[h]
+	if !ok {
+		t, err := object.GetTree(b.s, h)
+		if err != nil {
+			return nil, fmt.Errorf("gitwrite: read tree %s: %w", h, err)
+		}
+		entries = t.Entries
 	}
-	for _, e := range t.Entries {
-		n.entries[e.Name] = e
-	}
+	b.seen[h] = entries
+	n.entries = slices.Clone(entries) // the cached slice is shared; edits go to a copy
 	return n, nil
 }
 
@@ -194,7 +251,7 @@ func (b *treeBuilder) child(n *dirNode, name string, create bool, p string) (*di
 	if sub, ok := n.subs[name]; ok {
 		return sub, nil
 	}
-	e, ok := n.entries[name]
+	e, ok := n.get(name)
 	switch {
 	case ok && e.Mode != filemode.Dir:
 		if !create {
@@ -204,8 +261,8 @@ func (b *treeBuilder) child(n *dirNode, name string, create bool, p string) (*di
 	case !ok && !create:
 		return nil, nil
 	case !ok:
-		sub := &dirNode{entries: map[string]object.TreeEntry{}, subs: map[string]*dirNode{}}
-		n.entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir}
+		sub := &dirNode{subs: map[string]*dirNode{}}
+		n.set(object.TreeEntry{Name: name, Mode: filemode.Dir})
 		n.subs[name] = sub
 		return sub, nil
 	}
@@ -237,7 +294,7 @@ func (b *treeBuilder) apply(root *dirNode, ch Change) error {
 		n = sub
 	}
 	name := segs[len(segs)-1]
-	e, exists := n.entries[name]
+	e, exists := n.get(name)
 	if exists && e.Mode == filemode.Dir {
 		sub, err := b.child(n, name, false, ch.Path)
 		if err != nil {
@@ -248,7 +305,7 @@ func (b *treeBuilder) apply(root *dirNode, ch Change) error {
 		}
 		// An empty directory (emptied by earlier changes) is as good as absent.
 		delete(n.subs, name)
-		delete(n.entries, name)
+		n.remove(name)
 		exists = false
 	}
 
@@ -268,7 +325,7 @@ func (b *treeBuilder) apply(root *dirNode, ch Change) error {
 		if !exists {
 			return nil
 		}
-		delete(n.entries, name)
+		n.remove(name)
 	} else {
 		h := plumbing.ComputeHash(plumbing.BlobObject, content)
 		mode := filemode.Regular
@@ -279,7 +336,7 @@ func (b *treeBuilder) apply(root *dirNode, ch Change) error {
 			return nil
 		}
 		b.blobs[h] = content
-		n.entries[name] = object.TreeEntry{Name: name, Mode: mode, Hash: h}
+		n.set(object.TreeEntry{Name: name, Mode: mode, Hash: h})
 	}
 	for _, d := range chain {
 		d.dirty = true
@@ -320,62 +377,57 @@ func (b *treeBuilder) build(n *dirNode) (plumbing.Hash, error) {
 			return plumbing.ZeroHash, err
 		}
 		if len(sub.entries) == 0 {
-			delete(n.entries, name)
+			n.remove(name)
 			continue
 		}
-		e := n.entries[name]
-		e.Hash = h
-		n.entries[name] = e
+		n.set(object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
 	}
-	t := &object.Tree{Entries: make([]object.TreeEntry, 0, len(n.entries))}
 	for _, e := range n.entries {
 		if _, ok := b.blobs[e.Hash]; ok && e.Mode != filemode.Dir {
 			b.used[e.Hash] = true
 		}
-		t.Entries = append(t.Entries, e)
 	}
-	sortEntries(t.Entries)
-	obj := b.s.NewEncodedObject()
-	if err := t.Encode(obj); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("gitwrite: encode tree: %w", err)
-	}
+	obj := encodeTree(n.entries)
 	b.trees = append(b.trees, obj)
+	b.seen[obj.Hash()] = n.entries
 	return obj.Hash(), nil
 }
 
-// storeObject stores o unless an object with its hash is already stored.
-func storeObject(s storer.EncodedObjectStorer, o plumbing.EncodedObject) error {
-	if s.HasEncodedObject(o.Hash()) == nil {
-		return nil
+// encodeTree writes entries, already in Git's order, as a tree object: what
+// object.Tree.Encode writes, without a formatted print per entry.
+func encodeTree(entries []object.TreeEntry) plumbing.EncodedObject {
+	size := 0
+	for _, e := range entries {
+		size += 7 + 1 + len(e.Name) + 1 + len(e.Hash)
 	}
+	buf := make([]byte, 0, size)
+	for _, e := range entries {
+		buf = strconv.AppendUint(buf, uint64(e.Mode), 8)
+		buf = append(buf, ' ')
+		buf = append(buf, e.Name...)
+		buf = append(buf, 0)
+		buf = append(buf, e.Hash[:]...)
+	}
+	obj := &plumbing.MemoryObject{}
+	obj.SetType(plumbing.TreeObject)
+	_, _ = obj.Write(buf) // a MemoryObject's Write cannot fail
+	return obj
+}
+
+// storeObject stages o. Whether the mirror already holds it is not asked: that costs a file
+// lookup per object, and a staged duplicate costs nothing (the push sends what the commits
+// changed, whatever is staged).
+func storeObject(s storer.EncodedObjectStorer, o plumbing.EncodedObject) error {
 	if _, err := s.SetEncodedObject(o); err != nil {
 		return fmt.Errorf("gitwrite: store %s %s: %w", o.Type(), o.Hash(), err)
 	}
 	return nil
 }
 
-func storeBlob(s storer.EncodedObjectStorer, h plumbing.Hash, content []byte) error {
-	if s.HasEncodedObject(h) == nil {
-		return nil
-	}
-	o := s.NewEncodedObject()
+// storeBlob stages a blob of content.
+func storeBlob(s storer.EncodedObjectStorer, content []byte) error {
+	o := &plumbing.MemoryObject{}
 	o.SetType(plumbing.BlobObject)
-	o.SetSize(int64(len(content)))
-	w, err := o.Writer()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(content); err != nil {
-		return errors.Join(err, w.Close())
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if o.Hash() != h {
-		return fmt.Errorf("gitwrite: blob hash mismatch: %s != %s", o.Hash(), h)
-	}
-	if _, err := s.SetEncodedObject(o); err != nil {
-		return fmt.Errorf("gitwrite: store blob %s: %w", h, err)
-	}
-	return nil
+	_, _ = o.Write(content) // a MemoryObject's Write cannot fail
+	return storeObject(s, o)
 }

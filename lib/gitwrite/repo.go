@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -41,6 +42,9 @@ type Repo struct {
 	remoteRef plumbing.ReferenceName // refs/remotes/origin/<branch>: Head
 
 	head, tip plumbing.Hash
+
+	// trees holds the entries of the trees the last commit read or wrote (see treeBuilder).
+	trees map[plumbing.Hash][]object.TreeEntry
 }
 
 // Open validates o, creates or reuses the bare repository in o.Dir, points its
