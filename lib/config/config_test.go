@@ -11,7 +11,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err := Load(&c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Port != 8080 || c.Addr != "127.0.0.1:6379" || c.LeaseTTL != 15*time.Second || c.BatchSize != 500 {
+	if c.Port != 8080 || c.Addr != "127.0.0.1:6379" || c.LeaseTTL != 15*time.Second || c.BatchSize != 1000 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 }

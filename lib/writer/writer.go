@@ -23,7 +23,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultLeaseTTL      = 15 * time.Second
-	DefaultBatchSize     = 500
+	DefaultBatchSize     = 1000
 	DefaultDrainSlice    = 60 * time.Second
 	DefaultGitTimeout    = 60 * time.Second
 	DefaultPushAttempts  = 5
@@ -43,7 +43,7 @@ type Options struct {
 	CacheDir string
 	// LeaseTTL is how long a lease lives unrenewed. Default 15s.
 	LeaseTTL time.Duration
-	// BatchSize is how many events one push covers at most. Default 500.
+	// BatchSize is how many events one push covers at most. Default 1000.
 	BatchSize int
 	// DrainSlice is the longest one Drain works before handing on. Default 60s.
 	DrainSlice time.Duration
