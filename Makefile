@@ -17,7 +17,7 @@ KO          := $(CACHE_BIN)/ko-$(KO_VER)
 CRANE       := $(CACHE_BIN)/crane-$(CRANE_VER)
 IMAGES_DIR  ?= $(CURDIR)/out/images
 
-.PHONY: all build demo test test-faults test-unit bench tools images images-resolve generate verify fmt vet clean
+.PHONY: all build demo test test-faults test-unit bench bench-micro tools images images-resolve generate verify fmt vet clean
 
 all: build
 
@@ -34,6 +34,7 @@ demo: tools
 ## leases and must not compete with an apiserver for the two cores.
 test: tools
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
+	cd test/tools/chart && $(GO) test -count=1 ./...
 
 ## test-faults: the long form of the fault suite (writers killed >= 20 times, races, outages)
 test-faults: tools
@@ -43,10 +44,17 @@ test-faults: tools
 test-unit:
 	$(GO) test -count=1 ./lib/identity ./lib/layout ./lib/audit ./lib/sanitize ./lib/render ./lib/rules ./lib/change ./lib/config ./lib/apis/...
 
-## bench: benchmarks against real servers (numbers, no thresholds)
+## bench: the performance suite against real servers: one table of measures, baselines,
+## ratios and targets, written with the raw samples to out/bench/results.json and drawn in
+## out/bench/chart.png. BENCH_FLAGS=-quick checks the suite in a minute; -run picks measures.
 bench: tools
+	$(GO) run ./test/bench -out $(CURDIR)/out/bench $(BENCH_FLAGS)
+	cd test/tools/chart && $(GO) run . -in $(CURDIR)/out/bench/results.json -out $(CURDIR)/out/bench/chart.png
+
+## bench-micro: Go benchmarks of single packages, for profiles (-cpuprofile) and benchstat
+bench-micro: tools
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s -timeout 30m ./lib/gitwrite ./lib/bus ./lib/ingest
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e ./test/reconcile
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2x -timeout 30m ./lib/writer
 
 ## tools: build the pinned kube-apiserver, kube-controller-manager (the garbage collector, for
 ## the cascade tests), kubectl (manifest checks) and etcd used by tests (cached by version)
@@ -102,6 +110,7 @@ verify: vet
 
 vet:
 	$(GO) vet ./...
+	cd test/tools/chart && $(GO) vet ./...
 
 fmt:
 	gofmt -w functions jobs lib test
