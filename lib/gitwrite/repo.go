@@ -24,6 +24,11 @@ import (
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
+// objectCacheSize bounds go-git's cache of decoded objects (its default is 96 MiB). Commits
+// start from the trees the last commit kept (see treeBuilder), so a small cache loses
+// little, and a writer on a large repository stays well under its memory budget.
+const objectCacheSize = 8 * cache.MiByte
+
 // remoteName is the only remote the mirror has.
 const remoteName = "origin"
 
@@ -88,7 +93,7 @@ func openDir(dir, branch string) (*Repo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("gitwrite: create %s: %w", dir, err)
 	}
-	st := newStore(filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault()), dir)
+	st := newStore(filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRU(objectCacheSize)), dir)
 	repo, err := git.Init(st, nil)
 	if errors.Is(err, git.ErrRepositoryAlreadyExists) {
 		repo, err = git.Open(st, nil)
