@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -255,5 +256,19 @@ func TestDrainJudgesAgainstTheBranchNotAStaleMirror(t *testing.T) {
 	}
 	if _, ok := files["clusters/prod/apps/core/configmaps/a.yaml"]; !ok {
 		t.Error("a is missing")
+	}
+}
+
+func TestCollectOftenRestoresGOGCWhenTheLastCloneEnds(t *testing.T) {
+	gogc := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+	defer debug.SetGCPercent(debug.SetGCPercent(150))
+	first, second := collectOften(), collectOften()
+	first()
+	if got := gogc(); got != cloneGCPercent {
+		t.Fatalf("GOGC %d while a clone still runs, want %d", got, cloneGCPercent)
+	}
+	second()
+	if got := gogc(); got != 150 {
+		t.Fatalf("GOGC %d after the clones, want 150 as before", got)
 	}
 }
