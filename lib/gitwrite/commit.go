@@ -402,8 +402,15 @@ func encodeTree(entries []object.TreeEntry) plumbing.EncodedObject {
 	}
 	buf := make([]byte, 0, size)
 	for _, e := range entries {
-		buf = strconv.AppendUint(buf, uint64(e.Mode), 8)
-		buf = append(buf, ' ')
+		switch e.Mode {
+		case filemode.Regular:
+			buf = append(buf, "100644 "...)
+		case filemode.Dir:
+			buf = append(buf, "40000 "...)
+		default:
+			buf = strconv.AppendUint(buf, uint64(e.Mode), 8)
+			buf = append(buf, ' ')
+		}
 		buf = append(buf, e.Name...)
 		buf = append(buf, 0)
 		buf = append(buf, e.Hash[:]...)
