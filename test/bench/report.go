@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -176,8 +177,9 @@ func format(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	case a >= 10:
 		return fmt.Sprintf("%.1f", v)
-	default:
-		return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".")
+	default: // three significant digits
+		p := math.Pow(10, 2-math.Floor(math.Log10(a)))
+		return strconv.FormatFloat(math.Round(v*p)/p, 'f', -1, 64)
 	}
 }
 

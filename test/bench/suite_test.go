@@ -40,3 +40,11 @@ func TestQuickSuite(t *testing.T) {
 		t.Errorf("%d latency series and %d repository-size curves, want 3 and 3", len(r.Latency), len(r.RepoSize))
 	}
 }
+
+func TestFormat(t *testing.T) {
+	for v, want := range map[float64]string{13803.4: "13803", 100: "100", 31.44: "31.4", 5: "5", 0.26: "0.26", 0.004183: "0.00418", 6.919: "6.92", math.NaN(): "n/a"} {
+		if got := format(v); got != want {
+			t.Errorf("format(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
