@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +32,7 @@ func reconcileSeed(ctx context.Context, s *Suite) error {
 	if err := createConfigMaps(ctx, st, "unwatched", n); err != nil {
 		return err
 	}
-	catalog, err := withRule(st, "unwatched")
+	catalog, err := st.CatalogWatching("unwatched")
 	if err != nil {
 		return err
 	}
@@ -135,29 +133,6 @@ func createConfigMaps(ctx context.Context, st *stack.Stack, namespace string, n 
 	wg.Wait()
 	close(errs)
 	return <-errs
-}
-
-// withRule writes a catalog that also watches ConfigMaps of namespace, and returns the
-// environment entry that points a job at it.
-func withRule(st *stack.Stack, namespace string) (string, error) {
-	base, err := os.ReadFile(st.CatalogFile)
-	if err != nil {
-		return "", err
-	}
-	extra := fmt.Sprintf(`
----
-apiVersion: reverser.gitops.dev/v1alpha1
-kind: ClusterWatchRule
-metadata: {name: bench}
-spec:
-  targetRef: {namespace: gitops, name: %s}
-  rules:
-  - apiGroups: [""]
-    resources: [configmaps]
-    namespaces: [%s]
-`, st.ClusterID, namespace)
-	p := filepath.Join(st.Dir, "catalog-with-"+namespace+".yaml")
-	return "CATALOG_FILE=" + p, os.WriteFile(p, append(base, extra...), 0o600)
 }
 
 // runReconcile runs the job once and reads its report.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,27 +127,11 @@ func configMap(ns, name, v string) *corev1.ConfigMap {
 // running functions keep the stack's catalog: ingest never saw these objects.
 func withRuleFor(t testing.TB, s *stack.Stack, namespace string) string {
 	t.Helper()
-	base, err := os.ReadFile(s.CatalogFile)
+	env, err := s.CatalogWatching(namespace)
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra := fmt.Sprintf(`
----
-apiVersion: reverser.gitops.dev/v1alpha1
-kind: ClusterWatchRule
-metadata: {name: late}
-spec:
-  targetRef: {namespace: gitops, name: %s}
-  rules:
-  - apiGroups: [""]
-    resources: [configmaps]
-    namespaces: [%s]
-`, s.ClusterID, namespace)
-	p := t.TempDir() + "/catalog.yaml"
-	if err := os.WriteFile(p, append(base, extra...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return "CATALOG_FILE=" + p
+	return env
 }
 
 func TestReconcileSeedsObjectsThatPredateTheRules(t *testing.T) {

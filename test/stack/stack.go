@@ -215,6 +215,33 @@ func (s *Stack) prepareCluster(ctx context.Context) error {
 	return nil
 }
 
+// CatalogWatching writes a copy of the catalog that also routes the ConfigMaps of namespace
+// to the stack's target, and returns the environment entry that points a job at it: the
+// state of a cluster just before a rule for objects that already exist is added.
+func (s *Stack) CatalogWatching(namespace string) (string, error) {
+	base, err := os.ReadFile(s.CatalogFile)
+	if err != nil {
+		return "", err
+	}
+	extra := fmt.Sprintf(`
+---
+apiVersion: reverser.gitops.dev/v1alpha1
+kind: ClusterWatchRule
+metadata: {name: late-%[2]s}
+spec:
+  targetRef: {namespace: gitops, name: %[1]s}
+  rules:
+  - apiGroups: [""]
+    resources: [configmaps]
+    namespaces: [%[2]s]
+`, s.ClusterID, namespace)
+	p := filepath.Join(s.Dir, "catalog-watching-"+namespace+".yaml")
+	if err := os.WriteFile(p, append(base, extra...), 0o600); err != nil {
+		return "", err
+	}
+	return "CATALOG_FILE=" + p, nil
+}
+
 // Client returns a clientset acting as user.
 func (s *Stack) Client(user string) (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(s.Kube.RESTConfig(user))
