@@ -177,11 +177,18 @@ func repoSizePlots(cs []curve) ([]*plot.Plot, error) {
 			p.Legend.Add(fmt.Sprintf("%s (%s)", c.Name, c.Unit), l, pts)
 		}
 		logAxis(&p.X)
-		p.Y.Min = math.Min(0, p.Y.Min) // start at zero, so growth reads true
-		if p.Y.Max <= p.Y.Min {
-			p.Y.Max = p.Y.Min + 1
+		if p.Y.Min > 0 && p.Y.Max/p.Y.Min > 20 {
+			// Values apart by orders of magnitude (our commit against git's): on a linear
+			// axis the small curve would lie flat on zero.
+			logAxis(&p.Y)
+			p.Y.Max *= 10 // room for the legend
+		} else {
+			p.Y.Min = math.Min(0, p.Y.Min) // start at zero, so growth reads true
+			if p.Y.Max <= p.Y.Min {
+				p.Y.Max = p.Y.Min + 1
+			}
+			p.Y.Max += (p.Y.Max - p.Y.Min) * 0.2 // room for the legend
 		}
-		p.Y.Max += (p.Y.Max - p.Y.Min) * 0.2 // room for the legend
 		p.Legend.Top, p.Legend.Left = true, true
 		p.Legend.XOffs = vg.Points(8)
 		ps = append(ps, p)
