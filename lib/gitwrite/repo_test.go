@@ -649,7 +649,9 @@ func TestManyPushesKeepAValidMirror(t *testing.T) {
 	}
 	pushes := 2*maxPacks + 3
 	for i := range pushes {
-		commit(t, r, fmt.Sprint("push ", i), put(fmt.Sprintf("ns%d/cm.yaml", i%5), fmt.Sprint("v: ", i)), put("all.yaml", fmt.Sprint(i)))
+		// all.yaml cycles through three contents, so later packs hold objects earlier ones
+		// hold too, and merges meet the same object twice.
+		commit(t, r, fmt.Sprint("push ", i), put(fmt.Sprintf("ns%d/cm.yaml", i%5), fmt.Sprint("v: ", i)), put("all.yaml", fmt.Sprint(i%3)))
 		if err := r.Push(ctx(t)); err != nil {
 			t.Fatalf("push %d: %v", i, err)
 		}
@@ -673,7 +675,7 @@ func TestManyPushesKeepAValidMirror(t *testing.T) {
 		t.Fatalf("reopened at %s, want the last push %s", again.Tip(), r.Head())
 	}
 	content, ok, err := again.ReadFile("all.yaml")
-	if err != nil || !ok || string(content) != fmt.Sprint(pushes-1) {
+	if err != nil || !ok || string(content) != fmt.Sprint((pushes-1)%3) {
 		t.Fatalf("all.yaml = %q %v %v", content, ok, err)
 	}
 	n := 0

@@ -107,12 +107,18 @@ func (s *store) compact() error {
 	slices.SortFunc(packs, func(a, b plumbing.Hash) int { return cmp.Compare(size(a), size(b)) })
 	small := packs[:len(packs)/2]
 	var hashes []plumbing.Hash
+	seen := map[plumbing.Hash]bool{} // an object pushed twice (a folder changed back) is in two packs
 	for _, p := range small {
 		hs, err := s.packHashes(p)
 		if err != nil {
 			return err
 		}
-		hashes = append(hashes, hs...)
+		for _, h := range hs {
+			if !seen[h] {
+				seen[h] = true
+				hashes = append(hashes, h)
+			}
+		}
 	}
 	merged, err := encodePack(s, hashes)
 	if err != nil {
