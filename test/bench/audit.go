@@ -63,12 +63,13 @@ func eventList(events []map[string]any) []byte {
 	return b
 }
 
-// batch is n events on n objects of namespace, each object at version rv.
-func batch(namespace string, n int, rv int64, value string) []byte {
+// batch is n events on the objects cm-<first> to cm-<first+n-1> of namespace, each at
+// version rv with data value.
+func batch(namespace string, first, n int, rv int64, value string) []byte {
 	events := make([]map[string]any, n)
 	now := time.Now()
 	for i := range events {
-		events[i] = auditEvent(namespace, fmt.Sprintf("cm-%05d", i), rv, value, now)
+		events[i] = auditEvent(namespace, fmt.Sprintf("cm-%05d", first+i), rv, value, now)
 	}
 	return eventList(events)
 }

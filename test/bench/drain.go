@@ -27,7 +27,6 @@ func writerDrain(ctx context.Context, s *Suite) error {
 	}
 	events := s.Size(20_000, 2_000)
 	curve := Curve{Name: "writer drain", Unit: "events/s"}
-	var rates []float64
 	var rss int64
 	for _, files := range sizes {
 		r, err := startRig(ctx, s, rigOptions{Seed: func(ctx context.Context, bareDir, branch string) error {
@@ -36,7 +35,7 @@ func writerDrain(ctx context.Context, s *Suite) error {
 		if err != nil {
 			return err
 		}
-		rate, err := timedDrain(ctx, r, 1, events)
+		d, err := timedDrain(ctx, r, 1, events)
 		if err == nil && files == sizes[len(sizes)-1] {
 			rss, err = peakRSS(r.writers[0].Pid())
 		}
@@ -44,8 +43,7 @@ func writerDrain(ctx context.Context, s *Suite) error {
 		if err != nil {
 			return fmt.Errorf("%d files: %w", files, err)
 		}
-		curve.Files, curve.Value = append(curve.Files, float64(files)), append(curve.Value, rate)
-		rates = append(rates, rate)
+		curve.Files, curve.Value = append(curve.Files, float64(files)), append(curve.Value, d.rate)
 	}
 	s.AddCurve(curve)
 	largest := sizes[len(sizes)-1]
@@ -54,9 +52,9 @@ func writerDrain(ctx context.Context, s *Suite) error {
 		return err
 	}
 	s.Add(Row{
-		Measure: fmt.Sprintf("Writer drain, one partition, %d-file repo", sizes[0]), Value: rates[0], Unit: "events/s",
+		Measure: fmt.Sprintf("Writer drain, one partition, %d-file repo", sizes[0]), Value: curve.Value[0], Unit: "events/s",
 		Target: Target{Limit: 5000},
-		Note:   fmt.Sprintf("%d events on %d objects; %.0f events/s on a %d-file repo", events, objectsPerPartition, rates[len(rates)-1], largest),
+		Note:   fmt.Sprintf("%d events on %d objects; %.0f events/s on a %d-file repo", events, objectsPerPartition, curve.Value[len(sizes)-1], largest),
 	}, Row{
 		Measure: fmt.Sprintf("RSS of the writer, %d-file repo", largest), Value: float64(rss) / (1 << 20), Unit: "MiB",
 		Target: Target{Max: true, Limit: 256},
@@ -68,26 +66,29 @@ func writerDrain(ctx context.Context, s *Suite) error {
 // timedDrain warms the rig's writers on its first partitions (one event each, drained, so
 // every writer's mirror is cloned), queues perPartition events in each of them through
 // ingest, and returns the events per second of draining them all.
-func timedDrain(ctx context.Context, r *rig, partitions, perPartition int) (float64, error) {
+func timedDrain(ctx context.Context, r *rig, partitions, perPartition int) (drained, error) {
 	var ps []identity.Partition
 	for i := range partitions {
 		ps = append(ps, r.partition(i))
 	}
 	p := newPoster(r.ingestURL, r.token, 4)
 	if err := warm(ctx, r, p, ps); err != nil {
-		return 0, err
+		return drained{}, err
 	}
 	if err := fill(ctx, p, partitions, perPartition); err != nil {
-		return 0, err
+		return drained{}, err
 	}
 	start, cpu := time.Now(), machineCPU()
 	if err := r.drain(ctx, ps); err != nil {
-		return 0, err
+		return drained{}, err
 	}
 	took := time.Since(start)
-	r.busy = (machineCPU() - cpu) / took.Seconds()
-	return float64(partitions*perPartition) / took.Seconds(), nil
+	return drained{rate: float64(partitions*perPartition) / took.Seconds(), busy: (machineCPU() - cpu) / took.Seconds()}, nil
 }
+
+// drained is what a timed drain measured: events per second, and how many cores the whole
+// machine kept busy meanwhile.
+type drained struct{ rate, busy float64 }
 
 // machineCPU is the CPU time, in seconds, all cores have spent busy since boot.
 func machineCPU() float64 {
@@ -112,7 +113,7 @@ func machineCPU() float64 {
 // least as many partitions as writers every writer clones the mirrors it will drain.
 func warm(ctx context.Context, r *rig, p *poster, ps []identity.Partition) error {
 	for i := range ps {
-		if err := p.post(ctx, batch(fmt.Sprintf("ns-%d", i), 1, 1, "warm")); err != nil {
+		if err := p.post(ctx, batch(fmt.Sprintf("ns-%d", i), 0, 1, 1, "warm")); err != nil {
 			return err
 		}
 	}
@@ -141,14 +142,8 @@ func fill(ctx context.Context, p *poster, partitions, n int) error {
 		ns := fmt.Sprintf("ns-%d", i)
 		for sent := 0; sent < n; {
 			size := min(400, n-sent, objectsPerPartition-sent%objectsPerPartition)
-			first := sent % objectsPerPartition
 			rv := int64(2 + sent/objectsPerPartition)
-			events := make([]map[string]any, size)
-			now := time.Now()
-			for j := range events {
-				events[j] = auditEvent(ns, fmt.Sprintf("cm-%05d", first+j), rv, fmt.Sprint(rv), now)
-			}
-			if err := p.post(ctx, eventList(events)); err != nil {
+			if err := p.post(ctx, batch(ns, sent%objectsPerPartition, size, rv, fmt.Sprint(rv))); err != nil {
 				return err
 			}
 			sent += size
@@ -168,8 +163,8 @@ func writerScale(ctx context.Context, s *Suite) error {
 		if err != nil {
 			return err
 		}
-		rate[writers], err = timedDrain(ctx, r, partitions, per)
-		busy[writers] = r.busy
+		d, err := timedDrain(ctx, r, partitions, per)
+		rate[writers], busy[writers] = d.rate, d.busy
 		r.Close()
 		if err != nil {
 			return fmt.Errorf("%d writers: %w", writers, err)

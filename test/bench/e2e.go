@@ -155,7 +155,7 @@ func (w *landWatch) run(ctx context.Context, kube *kubernetes.Clientset, every t
 func (w *landWatch) watch(ctx context.Context, changes int) error {
 	ref := ""
 	for {
-		at, err := waitRefMoves(ctx, w.st.Git.BareDir, w.st.Git.Branch, ref, 2*time.Minute)
+		at, err := waitRefMoves(ctx, w.st.Git, w.st.Git.Branch, ref, 2*time.Minute)
 		if err != nil {
 			return err
 		}

@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/gitops-reverser/gitops-reverser/test/harness"
 )
 
 // pipelineLatency posts isolated edits, one audit event each, and times each from the post
@@ -21,17 +22,14 @@ func pipelineLatency(ctx context.Context, s *Suite) error {
 	p := newPoster(r.ingestURL, r.token, 1)
 	edits := s.Size(200, 20)
 	var lat []time.Duration
-	last, err := remoteRef(r.git.BareDir, "b0")
-	if err != nil {
-		return err
-	}
+	last := "" // the branch has no commit yet
 	for n := 1; n <= edits+1; n++ {
 		body := eventList([]map[string]any{auditEvent("ns-0", "cm-pipeline", int64(n), fmt.Sprint(n), time.Now())})
 		start := time.Now()
 		if err := p.post(ctx, body); err != nil {
 			return err
 		}
-		if last, err = waitRefMoves(ctx, r.git.BareDir, "b0", last, 30*time.Second); err != nil {
+		if last, err = waitRefMoves(ctx, r.git, "b0", last, 30*time.Second); err != nil {
 			return fmt.Errorf("edit %d: %w\n%s", n, err, r.logs(20))
 		}
 		if n > 1 { // the first edit pays for the mirror's clone
@@ -56,33 +54,15 @@ func pipelineLatency(ctx context.Context, s *Suite) error {
 	return nil
 }
 
-// remoteRef reads a branch of a bare repository from its files, without running git: the
-// loose ref, or its line in packed-refs. An absent branch is "".
-func remoteRef(bareDir, branch string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(bareDir, "refs", "heads", branch))
-	if err == nil {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if !os.IsNotExist(err) {
-		return "", err
-	}
-	packed, err := os.ReadFile(filepath.Join(bareDir, "packed-refs"))
-	if os.IsNotExist(err) {
-		return "", nil
-	}
-	for _, line := range strings.Split(string(packed), "\n") {
-		if hash, ref, ok := strings.Cut(line, " "); ok && ref == "refs/heads/"+branch {
-			return hash, nil
-		}
-	}
-	return "", err
-}
-
-// waitRefMoves polls the branch until it is no longer at from, and returns where it is.
-func waitRefMoves(ctx context.Context, bareDir, branch, from string, timeout time.Duration) (string, error) {
+// waitRefMoves polls the branch until it is no longer at from ("" for absent), and returns
+// where it is.
+func waitRefMoves(ctx context.Context, git *harness.GitRemote, branch, from string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		at, err := remoteRef(bareDir, branch)
+		at, err := git.Head(branch)
+		if errors.Is(err, harness.ErrNoBranch) {
+			at, err = "", nil
+		}
 		if err != nil {
 			return "", err
 		}
@@ -90,7 +70,7 @@ func waitRefMoves(ctx context.Context, bareDir, branch, from string, timeout tim
 			return at, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("branch %s stayed at %s for %s", branch, from, timeout)
+			return "", fmt.Errorf("branch %s stayed at %q for %s", branch, from, timeout)
 		}
 		select {
 		case <-ctx.Done():

@@ -39,8 +39,6 @@ type rig struct {
 	writers   []*harness.Process
 	writerURL []string
 
-	busy float64 // cores busy during the last timed drain
-
 	closers []func() error
 }
 
@@ -57,19 +55,7 @@ type rigOptions struct {
 	Env []string
 }
 
-const catalogTemplate = `apiVersion: v1
-kind: Secret
-metadata: {name: git-credentials, namespace: gitops}
-stringData: {username: {{.User}}, password: {{.Password}}}
----
-apiVersion: reverser.gitops.dev/v1alpha1
-kind: GitProvider
-metadata: {name: repo, namespace: gitops}
-spec:
-  url: {{.URL}}
-  secretRef: {name: git-credentials}
-  committer: {name: GitOps Reverser, email: bot@gitops-reverser.dev}
----
+const catalogTemplate = `{{.Provider}}---
 apiVersion: v1
 kind: Secret
 metadata: {name: cluster-tokens, namespace: gitops}
@@ -178,7 +164,7 @@ func (r *rig) writeCatalog(branches int) error {
 	}
 	var buf bytes.Buffer
 	err := template.Must(template.New("catalog").Parse(catalogTemplate)).Execute(&buf, map[string]any{
-		"URL": r.git.URL, "User": r.git.Username, "Password": r.git.Password, "Token": r.token, "Branches": idx,
+		"Provider": r.git.ProviderManifests(), "Token": r.token, "Branches": idx,
 	})
 	if err != nil {
 		return err

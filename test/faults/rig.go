@@ -58,21 +58,7 @@ var Target = identity.TargetRef{Namespace: TargetNS, Name: TargetName}
 
 const catalogTemplate = `# The fault suite's configuration: one source cluster "faults", one repository, one target
 # folder, and every ConfigMap of every namespace.
-apiVersion: v1
-kind: Secret
-metadata: {name: git-credentials, namespace: gitops}
-stringData:
-  username: {{.GitUsername}}
-  password: {{.GitPassword}}
----
-apiVersion: reverser.gitops.dev/v1alpha1
-kind: GitProvider
-metadata: {name: repo, namespace: gitops}
-spec:
-  url: {{.GitURL}}
-  secretRef: {name: git-credentials}
-  committer: {name: ` + CommitterBot + `, email: bot@gitops-reverser.dev}
----
+{{.Provider}}---
 apiVersion: reverser.gitops.dev/v1alpha1
 kind: GitTarget
 metadata: {name: ` + TargetName + `, namespace: ` + TargetNS + `}
@@ -300,7 +286,7 @@ func NewRig(t *testing.T, o Options) *Rig {
 func (r *Rig) writeCatalog() error {
 	var buf bytes.Buffer
 	err := template.Must(template.New("catalog").Parse(catalogTemplate)).Execute(&buf, map[string]string{
-		"ClusterToken": r.Token, "GitURL": r.Git.URL, "GitUsername": r.Git.Username, "GitPassword": r.Git.Password,
+		"ClusterToken": r.Token, "Provider": r.Git.ProviderManifests(),
 	})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -230,13 +231,49 @@ func (r *GitRemote) Close() error {
 	return err
 }
 
-// Head returns the commit hash at the tip of branch.
+// ProviderManifests returns the configuration documents for this remote: a Secret
+// gitops/git-credentials with its credentials and a GitProvider gitops/repo on its URL, which
+// GitTargets name with providerRef {name: repo}. Test catalogs start with them.
+func (r *GitRemote) ProviderManifests() string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: git-credentials, namespace: gitops}
+stringData: {username: %q, password: %q}
+---
+apiVersion: reverser.gitops.dev/v1alpha1
+kind: GitProvider
+metadata: {name: repo, namespace: gitops}
+spec:
+  url: %s
+  secretRef: {name: git-credentials}
+  committer: {name: GitOps Reverser, email: bot@gitops-reverser.dev}
+`, r.Username, r.Password, r.URL)
+}
+
+// ErrNoBranch is returned by Head for a branch the repository does not have.
+var ErrNoBranch = errors.New("no such branch")
+
+// Head returns the commit a branch points to. It reads the ref from the repository's files
+// (loose, or in packed-refs) without running git, so tests can poll it every millisecond.
 func (r *GitRemote) Head(branch string) (string, error) {
-	out, err := r.git(context.Background(), nil, "rev-parse", "--verify", "--quiet", "refs/heads/"+branch+"^{commit}")
-	if err != nil {
-		return "", fmt.Errorf("branch %q has no commit in %s: %w", branch, r.BareDir, err)
+	name := "refs/heads/" + branch
+	b, err := os.ReadFile(filepath.Join(r.BareDir, filepath.FromSlash(name)))
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
 	}
-	return strings.TrimSpace(out), nil
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	packed, err := os.ReadFile(filepath.Join(r.BareDir, "packed-refs"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	for _, line := range strings.Split(string(packed), "\n") {
+		if hash, ref, ok := strings.Cut(line, " "); ok && ref == name {
+			return hash, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %q in %s", ErrNoBranch, branch, r.BareDir)
 }
 
 // Files returns every file in the tree at the tip of branch: path to content.

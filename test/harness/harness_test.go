@@ -255,6 +255,9 @@ func TestProcessReadyPauseResumeStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
+	if p.ReadyAfter <= 0 || p.ReadyAfter > 10*time.Second {
+		t.Errorf("ReadyAfter = %v for a server that is ready at once", p.ReadyAfter)
+	}
 
 	if tail := p.LogTail(5); !strings.Contains(tail, "listening on "+addr) {
 		t.Fatalf("LogTail = %q, want the server's start line", tail)

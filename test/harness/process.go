@@ -40,6 +40,9 @@ type Process struct {
 	Name    string
 	Dir     string
 	LogPath string // stdout and stderr of the process
+	// ReadyAfter is how long the process took from its start to the first 200 from
+	// ReadyURL (to within 2 ms when it is under a second).
+	ReadyAfter time.Duration
 
 	opts      ProcessOptions
 	removeDir bool
@@ -68,6 +71,7 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 	}
 	p.LogPath = filepath.Join(p.Dir, opts.Name+".log")
 
+	started := time.Now()
 	c, err := startChild(opts.Name, opts.Path, opts.Args, opts.Env, p.Dir, p.LogPath)
 	if err != nil {
 		p.Close()
@@ -84,6 +88,7 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 			p.Close()
 			return nil, err
 		}
+		p.ReadyAfter = time.Since(started)
 	}
 	return p, nil
 }

@@ -83,19 +83,7 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: gitops}
 ---
-apiVersion: v1
-kind: Secret
-metadata: {name: git-credentials, namespace: gitops}
-stringData: {username: "{{.GitUsername}}", password: "{{.GitPassword}}"}
----
-apiVersion: reverser.gitops.dev/v1alpha1
-kind: GitProvider
-metadata: {name: repo, namespace: gitops}
-spec:
-  url: {{.GitURL}}
-  secretRef: {name: git-credentials}
-  committer: {name: GitOps Reverser, email: bot@gitops-reverser.dev}
-{{range .Clusters}}
+{{.Provider}}{{range .Clusters}}
 ---
 apiVersion: v1
 kind: Secret
@@ -241,7 +229,7 @@ func (r *rig) installCatalog(ctx context.Context) error {
 	}
 	var buf bytes.Buffer
 	err = template.Must(template.New("catalog").Parse(catalogTemplate)).Execute(&buf, map[string]any{
-		"GitURL": r.Git.URL, "GitUsername": r.Git.Username, "GitPassword": r.Git.Password,
+		"Provider": r.Git.ProviderManifests(),
 		"Clusters": []*cluster{r.East, r.West},
 	})
 	if err != nil {

@@ -180,7 +180,7 @@ func (s *Stack) writeCatalog() error {
 	var buf bytes.Buffer
 	err := template.Must(template.New("catalog").Parse(catalogTemplate)).Execute(&buf, map[string]string{
 		"ClusterID": s.ClusterID, "ClusterToken": s.ClusterToken,
-		"GitURL": s.Git.URL, "GitUsername": s.Git.Username, "GitPassword": s.Git.Password,
+		"Provider": s.Git.ProviderManifests(),
 	})
 	if err != nil {
 		return err
