@@ -72,7 +72,8 @@ func TestJob(t *testing.T) {
 	}
 	var cat bytes.Buffer
 	const gitURL = "http://git.invalid/repo.git"
-	if err := tmpl.Execute(&cat, map[string]string{"GitURL": gitURL, "GitUsername": "u", "GitPassword": "p", "ClusterID": "prod", "ClusterToken": "t"}); err != nil {
+	remote := &harness.GitRemote{URL: gitURL, Username: "u", Password: "p"} // never contacted
+	if err := tmpl.Execute(&cat, map[string]string{"Provider": remote.ProviderManifests(), "ClusterID": "prod", "ClusterToken": "t"}); err != nil {
 		t.Fatal(err)
 	}
 	catalogFile := filepath.Join(dir, "catalog.yaml")
