@@ -17,6 +17,7 @@ import (
 	"text/template"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -212,7 +213,33 @@ func (s *Stack) prepareCluster(ctx context.Context) error {
 	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("bind users: %w", err)
 	}
+	// The authorizer learns of the binding from its informer a moment later; a test that
+	// acts as alice at once would be forbidden.
+	for _, user := range []string{Alice, Bob} {
+		if err := waitAllowed(ctx, admin, user); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// waitAllowed waits until the apiserver lets user create ConfigMaps.
+func waitAllowed(ctx context.Context, admin *kubernetes.Clientset, user string) error {
+	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:               user,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "create", Resource: "configmaps", Namespace: Namespaces[0]},
+	}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err == nil && res.Status.Allowed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is still not allowed to create ConfigMaps 30s after the binding (%v)", user, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // CatalogWatching writes a copy of the catalog that also routes the ConfigMaps of namespace
